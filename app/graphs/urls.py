@@ -1,0 +1,3 @@
+"""REST routes of the graphs app (filled in by the REST API work)."""
+
+urlpatterns: list = []

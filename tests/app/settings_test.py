@@ -1,0 +1,16 @@
+"""Settings for the app tests: the production settings, with placeholders the test servers replace.
+
+The real PostgreSQL and Redis are started by fixtures in conftest.py (servers.py); their addresses replace these
+placeholders before any test touches a database or the channel layer.
+"""
+
+import os
+
+os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-secret-key-not-for-production-0123456789")
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:1/comments")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:1/0")
+os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
+
+from config.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests only
