@@ -169,7 +169,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config.api.JSONParser"],  # JSON only, within DATA_UPLOAD_MAX_MEMORY_SIZE
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Graph comments API",
@@ -186,10 +186,13 @@ COMMENT_MAX_LENGTH = 10_000
 WEBSOCKET_MAX_FRAME_BYTES = 64 * 1024
 WEBSOCKET_RATE_PER_SECOND = env_int("WEBSOCKET_RATE_PER_SECOND", 20)
 WEBSOCKET_RATE_BURST = env_int("WEBSOCKET_RATE_BURST", 40)
-# Presence: each worker refreshes its viewers every PRESENCE_REFRESH_SECONDS; entries of a worker that stopped
-# refreshing (it died) expire after PRESENCE_TTL_SECONDS.
-PRESENCE_REFRESH_SECONDS = env_int("PRESENCE_REFRESH_SECONDS", 10)
-PRESENCE_TTL_SECONDS = env_int("PRESENCE_TTL_SECONDS", 30)
+# Presence (comments/presence.py): each worker refreshes its viewers every PRESENCE_REFRESH_SECONDS; entries of a
+# worker that stopped refreshing (it died) expire after PRESENCE_TTL_SECONDS and are pruned by the next refresh of
+# a live worker, so a dead worker's viewers vanish within TTL + REFRESH seconds (25 s: "about 30 s" in the
+# protocol). Joins and leaves are gathered for PRESENCE_COALESCE_SECONDS into one Redis write and one frame.
+PRESENCE_REFRESH_SECONDS = env_int("PRESENCE_REFRESH_SECONDS", 5)
+PRESENCE_TTL_SECONDS = env_int("PRESENCE_TTL_SECONDS", 20)
+PRESENCE_COALESCE_SECONDS = 0.1
 
 # Production behind Apache's TLS: Apache sets X-Forwarded-Proto, Daphne runs with --proxy-headers.
 SECURE = env_bool("DJANGO_SECURE", False)

@@ -107,3 +107,15 @@ def api():
         return client
 
     return client_for
+
+
+@pytest.fixture
+async def presence_settled():
+    """Let this event loop's presence tracker write its last changes and stop before the loop closes.
+
+    Each test runs in its own event loop, and so gets its own tracker (Daphne has one per process).
+    """
+    yield
+    from comments import presence
+
+    await presence.shutdown()

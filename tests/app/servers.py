@@ -66,11 +66,25 @@ def postgres_server():
     )
     try:
         wait_for_port(port)
+        wait_for_postgres(port)
         yield port
     finally:
         process.terminate()
         process.wait(timeout=30)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def wait_for_postgres(port: int, timeout: float = 30.0) -> None:
+    """Wait until the server accepts connections: it listens a moment before it leaves "starting up"."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready = subprocess.run(
+            [_postgres_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-q"], check=False
+        )
+        if ready.returncode == 0:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"PostgreSQL on 127.0.0.1:{port} does not accept connections after {timeout} s")
 
 
 @contextmanager

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Run every Molecule scenario, and the browser tests against the default one.
+#
+# For each scenario folder molecule/<name>/ (default first, then the rest by name):
+#   1. molecule test -s <name> --destroy=never
+#        create, converge, idempotence, verify (Testinfra; its JUnit report is written to
+#        build/junit/molecule-<name>.xml through PYTEST_ADDOPTS)
+#   2. default only: pytest tests/browser against the deployed Debian 12 instance
+#        (COMMENTS_BASE_URL=https://127.0.0.1:8443; JUnit: build/junit/browser.xml)
+#   3. molecule destroy -s <name>, always, also when a step failed or the run is interrupted.
+# A failing scenario does not stop the next one; the exit status is non-zero if any step failed.
+#
+# Usage: scripts/molecule-and-browser.sh [SCENARIO...]   (default: all scenarios)
+set -uo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "${root}"
+junit="${root}/build/junit"
+mkdir -p "${junit}"
+
+# What Molecule, its Ansible and the scenarios need to find (Makefile exports the same).
+export PATH="${root}/.venv/bin:${PATH}"
+export VIRTUAL_ENV="${root}/.venv"
+export ANSIBLE_CONFIG="${root}/ansible.cfg"
+export COMMENTS_IMAGE_DEBIAN12="${COMMENTS_IMAGE_DEBIAN12:-comments-debian:12}"
+export COMMENTS_IMAGE_DEBIAN13="${COMMENTS_IMAGE_DEBIAN13:-comments-debian:13}"
+export COMMENTS_WHEELHOUSE="${root}/build/wheelhouse"
+export COMMENTS_JUNIT_DIR="${junit}"
+# No terminal in CI: plain output, and never a prompt.
+export ANSIBLE_NOCOLOR="${ANSIBLE_NOCOLOR:-1}"
+export ANSIBLE_FORCE_COLOR=0
+export PY_COLORS=0
+
+log() { printf '[molecule %(%H:%M:%S)T] %s\n' -1 "$*"; }
+
+scenarios=("$@")
+if ((${#scenarios[@]} == 0)); then
+    [[ -f molecule/default/molecule.yml ]] && scenarios+=(default)
+    for dir in molecule/*/; do
+        name="$(basename "${dir}")"
+        [[ "${name}" != default && -f "${dir}molecule.yml" ]] && scenarios+=("${name}")
+    done
+fi
+if ((${#scenarios[@]} == 0)); then
+    log "no scenario (molecule/*/molecule.yml) found" >&2
+    exit 1
+fi
+
+current=""
+destroy_current() {
+    [[ -n "${current}" ]] || return 0
+    log "${current}: molecule destroy"
+    molecule destroy -s "${current}" || log "${current}: destroy FAILED" >&2
+    current=""
+}
+# Commands run in the background and are waited for, so that an interrupt is handled at once
+# (bash runs traps only between foreground commands): stop the step, then destroy.
+child=""
+run() {
+    "$@" &
+    child=$!
+    wait "${child}"
+    local rc=$?
+    child=""
+    return "${rc}"
+}
+on_signal() {
+    [[ -n "${child}" ]] && kill -TERM "${child}" 2>/dev/null && wait "${child}"
+    exit 130
+}
+trap destroy_current EXIT
+trap on_signal INT TERM
+
+failed=()
+for scenario in "${scenarios[@]}"; do
+    current="${scenario}"
+    log "${scenario}: molecule test --destroy=never"
+    if ! PYTEST_ADDOPTS="--junitxml=${junit}/molecule-${scenario}.xml -o junit_suite_name=molecule-${scenario}" \
+        run molecule test -s "${scenario}" --destroy=never; then
+        failed+=("molecule:${scenario}")
+    elif [[ "${scenario}" == default ]]; then
+        if [[ -d tests/browser ]]; then
+            log "default: browser tests against https://127.0.0.1:8443"
+            if ! COMMENTS_BASE_URL="${COMMENTS_BASE_URL:-https://127.0.0.1:8443}" \
+                run pytest tests/browser --junitxml="${junit}/browser.xml" -o junit_suite_name=browser; then
+                failed+=("browser")
+            fi
+        else
+            log "default: no tests/browser folder; browser tests skipped"
+        fi
+    fi
+    destroy_current
+done
+
+if ((${#failed[@]})); then
+    log "FAILED: ${failed[*]}" >&2
+    exit 1
+fi
+log "all scenarios passed: ${scenarios[*]}"

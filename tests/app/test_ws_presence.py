@@ -1,0 +1,142 @@
+"""Presence: who is viewing a graph, across workers, without ghosts (comments/presence.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.test import override_settings
+from redis import asyncio as aioredis
+
+from comments import presence
+from wsclient import TIMEOUT, viewer
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("presence_settled")]
+
+
+def people(*users) -> list[dict]:
+    return [{"id": user.pk, "username": user.username} for user in sorted(users, key=lambda user: user.username)]
+
+
+async def presence_frame(client, expected: list[dict] | None = None, timeout: float = TIMEOUT) -> list[dict]:
+    """The viewers of the next presence frame, or of the first one equal to `expected`."""
+    frames = await client.until(
+        lambda frame: frame["type"] == "presence" and (expected is None or frame["viewers"] == expected),
+        timeout=timeout,
+        presence=True,
+    )
+    return frames[-1]["viewers"]
+
+
+@pytest.fixture
+async def redis_client(redis_url):
+    client = aioredis.from_url(redis_url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+class FakeSocket:
+    """A socket of another worker's tracker: it only collects frames."""
+
+    def __init__(self) -> None:
+        self.frames: list[str] = []
+
+    async def send_frame(self, text: str) -> None:
+        self.frames.append(text)
+
+
+async def test_viewers_joining_and_leaving_are_announced(alice, bob, shared_graph):
+    async with viewer(shared_graph, alice) as (alice_ws, _):
+        assert await presence_frame(alice_ws) == people(alice)
+        async with viewer(shared_graph, bob) as (bob_ws, _):
+            assert await presence_frame(bob_ws) == people(alice, bob)
+            assert await presence_frame(alice_ws) == people(alice, bob)
+        assert await presence_frame(alice_ws) == people(alice)
+
+
+async def test_a_user_with_two_tabs_is_listed_once_and_a_second_tab_changes_nothing(alice, bob, shared_graph):
+    async with viewer(shared_graph, alice) as (first_tab, _):
+        assert await presence_frame(first_tab) == people(alice)
+        async with viewer(shared_graph, alice) as (second_tab, _):
+            assert await presence_frame(second_tab) == people(alice)
+            async with viewer(shared_graph, bob):
+                # The first tab's next list is the one with bob: the second tab sent it no repeat of the first.
+                assert await presence_frame(first_tab) == people(alice, bob)
+        # One tab of alice left, and bob: the list changes only when bob leaves.
+        assert await presence_frame(first_tab) == people(alice)
+
+
+async def test_anonymous_viewers_see_the_list_but_are_not_in_it(alice, make_graph):
+    graph = await database_sync_to_async(make_graph)(alice, public=True)
+    async with viewer(graph) as (anonymous, _):
+        assert await presence_frame(anonymous) == []
+        async with viewer(graph, alice):
+            assert await presence_frame(anonymous) == people(alice)
+
+
+async def test_viewers_on_another_worker_are_listed(alice, bob, shared_graph):
+    other = presence.PresenceTracker(settings.REDIS_URL, process_id="other-worker", coalesce=0.01)
+    socket = FakeSocket()
+    try:
+        async with viewer(shared_graph, alice) as (alice_ws, _):
+            assert await presence_frame(alice_ws) == people(alice)
+            other.join(shared_graph.pk, socket, bob)
+            assert await presence_frame(alice_ws) == people(alice, bob)
+            # The other worker's sockets get the same list.
+            await wait_for(lambda: socket.frames and json.loads(socket.frames[-1])["viewers"] == people(alice, bob))
+            other.leave(shared_graph.pk, socket)
+            assert await presence_frame(alice_ws) == people(alice)
+    finally:
+        await other.close()
+
+
+async def wait_for(condition, timeout: float = TIMEOUT) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def test_a_dead_workers_viewers_vanish_after_the_ttl(alice, bob, shared_graph, redis_client):
+    # A worker that died: its entry expires in 2 s of Redis time and nobody refreshes it.
+    seconds, micros = await redis_client.time()
+    await redis_client.hset(presence.hash_key(shared_graph.pk, "dead-worker"), str(bob.pk), "bob")
+    await redis_client.zadd(presence.workers_key(shared_graph.pk), {"dead-worker": seconds + micros / 1e6 + 2})
+    with override_settings(PRESENCE_TTL_SECONDS=2, PRESENCE_REFRESH_SECONDS=1):
+        async with viewer(shared_graph, alice) as (alice_ws, _):
+            assert await presence_frame(alice_ws) == people(alice, bob)
+            # Gone after the TTL plus at most one refresh of a live worker.
+            assert await presence_frame(alice_ws, people(alice), timeout=2 + 1 + 2) == people(alice)
+    assert not await redis_client.zscore(presence.workers_key(shared_graph.pk), "dead-worker")
+
+
+async def test_a_worker_removes_its_entries_when_its_last_viewer_leaves(alice, shared_graph, redis_client):
+    tracker = None
+    async with viewer(shared_graph, alice) as (alice_ws, _):
+        assert await presence_frame(alice_ws) == people(alice)
+        tracker = presence.tracker()
+        key = presence.hash_key(shared_graph.pk, tracker.process_id)
+        assert await redis_client.hgetall(key) == {str(alice.pk): "alice"}
+        ttl = await redis_client.ttl(key)
+        assert 0 < ttl <= settings.PRESENCE_TTL_SECONDS
+    # The tracker writes, then stops: nothing of this worker is left in Redis, and no task is left running.
+    await wait_for(lambda: not tracker.running)
+    assert not await redis_client.exists(key, presence.workers_key(shared_graph.pk))
+
+
+async def test_a_worker_that_was_pruned_during_a_stall_comes_back(alice, bob, shared_graph, redis_client):
+    with override_settings(PRESENCE_REFRESH_SECONDS=1):
+        async with viewer(shared_graph, alice) as (alice_ws, _):
+            assert await presence_frame(alice_ws) == people(alice)
+            # Another worker pruned us (our loop stalled past the TTL, or Redis restarted and lost everything).
+            await redis_client.flushdb()
+            other = presence.PresenceTracker(settings.REDIS_URL, process_id="other-worker", coalesce=0.01)
+            other.join(shared_graph.pk, FakeSocket(), bob)
+            try:
+                assert await presence_frame(alice_ws, people(bob)) == people(bob)
+                # Our next refresh writes alice back and tells everyone.
+                assert await presence_frame(alice_ws, people(alice, bob), timeout=1 + 2) == people(alice, bob)
+            finally:
+                await other.close()
