@@ -53,7 +53,7 @@ wheelhouse: bootstrap ## Download the app's wheels for Python 3.11 and 3.13 (cac
 wheelhouse-check: images wheelhouse ## Prove each wheelhouse installs offline in its image
 	@$(STAGE) wheelhouse-check scripts/build-wheelhouse.sh --check
 
-lint: bootstrap ## ansible-lint, yamllint and ruff (JUnit: build/junit/lint.xml)
+lint: bootstrap ## ansible-lint, yamllint, shellcheck, ruff (JUnit: build/junit/lint.xml)
 	@$(STAGE) lint scripts/lint.sh $(RUFF_PATHS)
 
 test-app: bootstrap ## App tests with coverage of app/ (JUnit: build/junit/app.xml)

@@ -25,6 +25,7 @@ apt_packages=(
     chromium        # the browser Playwright drives (/usr/bin/chromium); no browser downloads
     fonts-liberation  # so pages render real text in screenshots
     python3-venv    # python3 -m venv on Debian
+    shellcheck      # make lint: the shell scripts
     rsync git make openssl curl ca-certificates
 )
 

@@ -8,7 +8,7 @@
 #   comments-debian:13  (trixie,   Python 3.13)
 #
 # Cache: an image is rebuilt only when its tag is missing or was made by a different recipe
-# (the image carries a label with the checksum of this script). Set COMMENTS_IMAGE_DEBIAN12 /
+# (the image carries the checksum of its recipe as a label; see `recipe` below). Set COMMENTS_IMAGE_DEBIAN12 /
 # COMMENTS_IMAGE_DEBIAN13 to use an image of your own instead; then nothing is built for it.
 #
 # Usage: scripts/build-images.sh [12] [13]      (default: both)
@@ -21,9 +21,11 @@ build="${root}/build/images"
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 security_mirror="${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
 verify="${IMAGES_VERIFY:-1}"
+# What the hosts need before Ansible can manage them: an init, Python, `ip` (facts), CA roots.
+include=systemd,systemd-sysv,python3,iproute2,ca-certificates
 
-# Options that let systemd run as PID 1 in a container on this host (see docs; `--privileged`
-# does not work here). Molecule's platforms and the demo use the same set.
+# Options that let systemd run as PID 1 in a container on this host (`--privileged` does not
+# work here). Molecule's platforms and the demo use the same set.
 systemd_run_opts=(
     --cap-add SYS_ADMIN
     --security-opt seccomp=unconfined
@@ -115,6 +117,18 @@ SOURCES
     done
 }
 
+# The image settings on top of the imported file system, as a Dockerfile.
+image_settings() {
+    local base="$1" suite="$2"
+    cat <<DOCKERFILE
+FROM ${base}
+ENV container=docker
+STOPSIGNAL SIGRTMIN+3
+LABEL org.comments.recipe="${recipe}" org.comments.suite="${suite}"
+CMD ["/sbin/init"]
+DOCKERFILE
+}
+
 build_one() {
     local release="$1" suite tag override dir started
     suite="$(suite_of "${release}")"
@@ -137,8 +151,7 @@ build_one() {
     rootfs_dirs+=("${dir}")
     mkdir -p "${build}/cache-${suite}"
     log "${tag}: debootstrap ${suite} (log: ${build}/debootstrap-${suite}.log)"
-    if ! debootstrap --variant=minbase \
-        --include=systemd,systemd-sysv,python3,iproute2,ca-certificates \
+    if ! debootstrap --variant=minbase --include="${include}" \
         --cache-dir="${build}/cache-${suite}" \
         "${suite}" "${dir}" "${mirror}" >"${build}/debootstrap-${suite}.log" 2>&1; then
         tail -n 30 "${build}/debootstrap-${suite}.log" >&2
@@ -162,13 +175,8 @@ build_one() {
     # settings are a one-step build on top of the imported file system (no extra layer).
     # systemd as PID 1 shuts down cleanly on SIGRTMIN+3 (`docker stop`), not on SIGTERM;
     # `container=docker` is how systemd and Ansible's facts learn they run in a container.
-    DOCKER_BUILDKIT=0 docker build --quiet --tag "${tag}" - >/dev/null 2>"${build}/docker-build-${suite}.log" <<DOCKERFILE
-FROM ${tag}-rootfs
-ENV container=docker
-STOPSIGNAL SIGRTMIN+3
-LABEL org.comments.recipe="${recipe}" org.comments.suite="${suite}"
-CMD ["/sbin/init"]
-DOCKERFILE
+    image_settings "${tag}-rootfs" "${suite}" \
+        | DOCKER_BUILDKIT=0 docker build --quiet --tag "${tag}" - >/dev/null 2>"${build}/docker-build-${suite}.log"
     docker rmi "${tag}-rootfs" >/dev/null
     # The image this one replaces, unless a container still uses it.
     if [[ -n "${previous}" ]]; then
@@ -215,10 +223,11 @@ verify_boot() {
     docker rm -f "${name}" >/dev/null
 }
 
-# The recipe is the code that shapes an image (bash prints the functions' bodies) and the
-# mirrors: change either and every image is rebuilt on the next run. Edits elsewhere (logging,
-# the boot check) keep the cache.
-recipe="$({ declare -f tidy_rootfs build_one; echo "${mirror} ${security_mirror}"; } | sha256sum | cut -c1-16)"
+# The recipe is what shapes an image: the package list, the mirrors and the code that tidies
+# the tree and sets the image settings (bash prints the functions' bodies). Change any of them
+# and every image is rebuilt on the next run; edits elsewhere (logging, checks) keep the cache.
+recipe="$({ echo "${include} ${mirror} ${security_mirror}"; declare -f tidy_rootfs image_settings; } \
+    | sha256sum | cut -c1-16)"
 
 # Boot-check containers and root file systems are removed however the script ends.
 check_containers=()
@@ -245,6 +254,8 @@ main() {
     for release in "${releases[@]}"; do
         build_one "${release}"
     done
+    # Earlier builds of ours that lost their tag and that no container uses any more.
+    docker image prune --force --filter label=org.comments.recipe >/dev/null
 }
 
 main "$@"

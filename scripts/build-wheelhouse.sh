@@ -42,15 +42,13 @@ pip_cmd() {
 # pip matches --platform tags literally (no "glibc X runs manylinux_2_Y for Y <= X" logic), so
 # list every manylinux level the target's glibc can run, plus the legacy aliases.
 platform_args() {
-    local glibc_max="$1" minor max_minor
-    max_minor="${glibc_max#2.}"
-    local args=(--platform "linux_${arch}")
-    for ((minor = 5; minor <= max_minor; minor++)); do
-        args+=(--platform "manylinux_2_${minor}_${arch}")
+    local glibc_max="$1" minor
+    printf '%s\n' --platform "linux_${arch}"
+    for ((minor = 5; minor <= ${glibc_max#2.}; minor++)); do
+        printf '%s\n' --platform "manylinux_2_${minor}_${arch}"
     done
-    args+=(--platform "manylinux1_${arch}" --platform "manylinux2010_${arch}"
-        --platform "manylinux2014_${arch}")
-    echo "${args[@]}"
+    printf '%s\n' --platform "manylinux1_${arch}" --platform "manylinux2010_${arch}" \
+        --platform "manylinux2014_${arch}"
 }
 
 # Package names (lower-case, '-' for '_' and '.') pinned in app.txt, one a line.
@@ -82,10 +80,11 @@ build_one() {
     rm -rf "${dir}"
     mkdir -p "${dir}"
     pip="$(pip_cmd)"
-    # shellcheck disable=SC2046  # platform_args is a word list on purpose
+    local platforms
+    mapfile -t platforms < <(platform_args "${glibc}")
     local common=(download --disable-pip-version-check --only-binary=:all: --implementation cp
         --python-version "${pyver}" --abi "cp${tag#cp}" --abi abi3 --abi none
-        $(platform_args "${glibc}") --dest "${dir}")
+        "${platforms[@]}" --dest "${dir}")
     # shellcheck disable=SC2086  # pip may be "python3 -m pip"
     if ! ${pip} "${common[@]}" -r "${reqs}" >"${dir}.log" 2>&1; then
         log "${tag}: pip download failed; looking for the packages without a usable wheel"

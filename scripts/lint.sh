@@ -3,11 +3,12 @@
 # failure shows in the `make test` summary like any failing test.
 #
 # Usage: scripts/lint.sh [PYTHON_PATHS...]   (paths for ruff; default: app tests scripts bench)
-# Configuration: .ansible-lint (profile: production, offline), .yamllint, pyproject.toml (ruff).
+# Configuration: .ansible-lint (profile: production, offline), .yamllint, pyproject.toml (ruff);
+# The shell scripts (scripts/*.sh, .ci/run) are checked by ShellCheck with its defaults.
 set -uo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "${root}"
+cd "${root}" || exit 1
 venv="${root}/.venv/bin"
 logs="${root}/build/lint"
 junit="${root}/build/junit/lint.xml"
@@ -38,6 +39,8 @@ run() {
 
 run ansible-lint "${venv}/ansible-lint" --nocolor
 run yamllint "${venv}/yamllint" --strict .
+mapfile -t shell_scripts < <(find scripts .ci -type f \( -name '*.sh' -o -path .ci/run \) | sort)
+run shellcheck shellcheck --external-sources "${shell_scripts[@]}"
 run ruff "${venv}/ruff" check --no-cache --output-format concise "${ruff_paths[@]}"
 
 printf '%s\n' "${results[@]}" | python3 -c '

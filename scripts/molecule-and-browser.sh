@@ -14,7 +14,7 @@
 set -uo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "${root}"
+cd "${root}" || exit 1
 junit="${root}/build/junit"
 mkdir -p "${junit}"
 

@@ -36,7 +36,8 @@ def send_now(group: str, message: dict) -> None:
         return
     try:
         async_to_sync(layer.group_send)(group, message)
-    except Exception:  # noqa: BLE001 - a failed announcement must never fail the committed change
+    # A failed announcement must never fail the committed change.
+    except Exception:
         logger.exception("Could not announce %s to %s; clients catch up on resume", message.get("type"), group)
 
 

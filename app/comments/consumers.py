@@ -142,7 +142,7 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
     def too_big(text: str) -> bool:
         limit = settings.WEBSOCKET_MAX_FRAME_BYTES
         # A character is 1 to 4 bytes of UTF-8: encode only when the length alone cannot decide.
-        return len(text) > limit or (len(text) * 4 > limit and len(text.encode("utf-8")) > limit)
+        return len(text) > limit or (len(text) * 4 > limit and len(text.encode("utf-8", "surrogatepass")) > limit)
 
     async def client_ping(self, content: dict) -> None:
         await self.send_frame('{"type":"pong"}')

@@ -101,6 +101,9 @@ class CommentReaction(models.Model):
             models.UniqueConstraint(fields=["comment", "user", "reaction"], name="one_reaction_of_a_kind_per_user"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.reaction} by user {self.user_id} on comment {self.comment_id}"
+
 
 class Pin(models.Model):
     """A user's private bookmark on a comment."""
@@ -111,6 +114,9 @@ class Pin(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["comment", "user"], name="one_pin_per_user")]
+
+    def __str__(self) -> str:
+        return f"pin of comment {self.comment_id} by user {self.user_id}"
 
 
 class EventKind(models.TextChoices):
@@ -160,3 +166,6 @@ class Notification(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["user", "read_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of user {self.user_id} in comment {self.comment_id}"

@@ -5,7 +5,8 @@ The work is done once per worker process, not once per socket:
 - Each worker keeps its own viewers in memory (graph -> open sockets -> user) in one `PresenceTracker`.
 - It writes them to Redis as one hash per graph and worker, `presence:<graph>:<worker>` (user id -> username),
   and lists itself in the graph's sorted set `presence:<graph>:workers`, scored by the Redis time at which its
-  entry expires. Every PRESENCE_REFRESH_SECONDS it rewrites both (score = now + PRESENCE_TTL_SECONDS).
+  entry expires. Every PRESENCE_REFRESH_SECONDS it rewrites both (score = now + PRESENCE_TTL_SECONDS); a rewrite
+  that finds its entries gone or different (Redis restarted, or others pruned it during a stall) announces them.
 - A worker that dies stops refreshing: its score falls behind Redis' clock and the next refresh of any worker
   still showing that graph prunes it and tells the others. Its viewers are gone at most TTL + REFRESH seconds
   after its last refresh (the hash also expires by itself, so a graph nobody views leaves nothing behind).
@@ -48,23 +49,40 @@ logger = logging.getLogger(__name__)
 _CHUNK = 1000
 
 # KEYS[1]: this worker's hash of viewers of a graph; KEYS[2]: the graph's workers by expiry time.
-# ARGV: worker id, ttl, "replace" (rewrite the hash) or "update", n, then n field/value pairs to set, then fields
-# to delete. Returns {1 if the worker was (re)added to the sorted set, number of expired workers pruned}.
+# ARGV: worker id, ttl, "replace" (make the hash exactly the given fields) or "update", n, chunk size, then n
+# field/value pairs to set, then (update) fields to delete.
+# Returns {1 if the worker was (re)added to the sorted set, number of expired workers pruned, number of users the
+# hash gained or lost}. A replace that changes anything means Redis had lost our entries (it restarted, or we were
+# pruned while stalled): the caller then tells the other workers.
 WRITE_SCRIPT = """
 local now = redis.call('TIME')
 local t = tonumber(now[1]) + tonumber(now[2]) / 1000000
 local ttl = tonumber(ARGV[2])
 local n = tonumber(ARGV[4])
 local chunk = tonumber(ARGV[5])
-if ARGV[3] == 'replace' then
-  redis.call('DEL', KEYS[1])
-end
 local last = 5 + 2 * n
-for i = 6, last, chunk do
-  redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + chunk - 1, last)))
+local changed = 0
+local gone = {}
+if ARGV[3] == 'replace' then
+  local keep = {}
+  for i = 6, last, 2 do
+    keep[ARGV[i]] = true
+  end
+  for _, user in ipairs(redis.call('HKEYS', KEYS[1])) do
+    if not keep[user] then
+      gone[#gone + 1] = user
+    end
+  end
+else
+  for i = last + 1, #ARGV do
+    gone[#gone + 1] = ARGV[i]
+  end
 end
-for i = last + 1, #ARGV, chunk do
-  redis.call('HDEL', KEYS[1], unpack(ARGV, i, math.min(i + chunk - 1, #ARGV)))
+for i = 1, #gone, chunk do
+  changed = changed + redis.call('HDEL', KEYS[1], unpack(gone, i, math.min(i + chunk - 1, #gone)))
+end
+for i = 6, last, chunk do
+  changed = changed + redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + chunk - 1, last)))
 end
 local added = 0
 if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -75,7 +93,7 @@ else
   redis.call('ZREM', KEYS[2], ARGV[1])
 end
 local pruned = redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', t)
-return {added, pruned}
+return {added, pruned, changed}
 """
 
 # KEYS[1]: the graph's workers by expiry time; ARGV[1]: the prefix of their hashes.
@@ -225,9 +243,9 @@ class PresenceTracker:
                         await self.sweep()
                     await self._flush()
                 except Exception:
+                    # Redis unreachable: keep the sockets, and soon rewrite everything (the sweep) and resend.
                     logger.warning("Presence update failed; retrying", exc_info=True)
                     self._refresh_due = loop.time() + min(1.0, self.refresh)
-                    self.changed.update(self.graphs)
                     self.stale.update(self.graphs)
                     continue
                 if not self.graphs and not self.changed:
@@ -275,7 +293,7 @@ class PresenceTracker:
             announce_group(graph_id), {"type": "presence.changed", "graph": graph_id, "process": self.process_id}
         )
 
-    async def _write_graph(self, graph_id: int, current: dict[str, str], *, replace: bool) -> tuple[int, int]:
+    async def _write_graph(self, graph_id: int, current: dict[str, str], *, replace: bool) -> tuple[int, int, int]:
         local = self.graphs.get(graph_id)
         written = {} if replace or local is None else local.written
         to_set = {user_id: name for user_id, name in current.items() if written.get(user_id) != name}
@@ -284,21 +302,26 @@ class PresenceTracker:
         for user_id, name in to_set.items():
             args += [user_id, name]
         args += to_delete
-        added, pruned = await self._write(keys=[hash_key(graph_id, self.process_id), workers_key(graph_id)], args=args)
+        result = await self._write(keys=[hash_key(graph_id, self.process_id), workers_key(graph_id)], args=args)
         if local is not None:
             local.written = dict(current)
-        return added, pruned
+        return tuple(result)
 
     async def _flush(self) -> None:
         """Write what changed here, follow the graphs shown here, and send fresh lists where they changed."""
         for graph_id in list(self.changed):
+            # Taken off first: a join while we write marks the graph again for the next round.
             self.changed.discard(graph_id)
             local = self.graphs.get(graph_id)
             current = local.fields() if local is not None else {}
             if local is not None and current == local.written:
                 continue
-            await self._write_graph(graph_id, current, replace=False)
-            await self._announce(graph_id)
+            try:
+                await self._write_graph(graph_id, current, replace=False)
+                await self._announce(graph_id)
+            except BaseException:
+                self.changed.add(graph_id)
+                raise
             self.stale.add(graph_id)
         for graph_id, local in list(self.graphs.items()):
             if not local.sockets and graph_id not in self.changed:
@@ -319,8 +342,8 @@ class PresenceTracker:
         for graph_id, local in list(self.graphs.items()):
             if graph_id in self.changed:
                 continue  # _flush writes it next and announces the change; a rewrite here would hide it
-            added, pruned = await self._write_graph(graph_id, local.fields(), replace=True)
-            if pruned or added:
+            added, pruned, changed = await self._write_graph(graph_id, local.fields(), replace=True)
+            if pruned or added or changed:
                 # Someone's viewers vanished, or ours came back (pruned during a stall, or Redis restarted).
                 await self._announce(graph_id)
                 self.stale.add(graph_id)

@@ -76,7 +76,9 @@ class CommentSerializer(CommentPayloadSerializer):
 class CommentCreateSerializer(serializers.Serializer):
     """What a new comment gives (schema only: `services.create_comment` checks it). The author is the requester."""
 
-    body = serializers.CharField(max_length=settings.COMMENT_MAX_LENGTH, help_text="stored exactly as written; @username mentions")
+    body = serializers.CharField(
+        max_length=settings.COMMENT_MAX_LENGTH, help_text="stored exactly as written; @username mentions"
+    )
     parent = serializers.IntegerField(required=False, allow_null=True, help_text="the thread to reply to")
     nodes = serializers.ListField(child=serializers.CharField(), required=False, help_text="ids of anchored nodes")
     edges = serializers.ListField(child=serializers.CharField(), required=False, help_text="ids of anchored edges")

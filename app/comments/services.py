@@ -70,12 +70,13 @@ def notification_payload(notification: Notification) -> dict:
     }
 
 
+# One round trip that takes the graph's row lock until commit and returns the new number.
+NEXT_SEQ_SQL = f"UPDATE {Graph._meta.db_table} SET last_seq = last_seq + 1 WHERE id = %s RETURNING last_seq"  # noqa: S608 - our own table name
+
+
 def _next_seq(graph_id: int) -> int:
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {Graph._meta.db_table} SET last_seq = last_seq + 1 WHERE id = %s RETURNING last_seq",
-            [graph_id],
-        )
+        cursor.execute(NEXT_SEQ_SQL, [graph_id])
         row = cursor.fetchone()
     if row is None:
         raise ValidationError("The graph no longer exists.")

@@ -13,7 +13,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework.exceptions import NotFound, ParseError, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -73,11 +73,16 @@ def parse_bool(params, name: str) -> bool | None:
     raise ValidationError({name: ["Give true or false."]})
 
 
+def is_number(value: str) -> bool:
+    # ASCII only: str.isdigit() also takes "²", which int() refuses.
+    return value.isascii() and value.isdigit()
+
+
 def parse_id(params, name: str) -> int | None:
     value = params.get(name)
     if value is None:
         return None
-    if not value.isdigit():
+    if not is_number(value):
         raise ValidationError({name: ["Give a whole number."]})
     return int(value)
 
@@ -140,7 +145,7 @@ class GraphCommentList(GraphScopedMixin, generics.ListCreateAPIView):
                 comments = comments.filter(parent_id=parse_id(params, "parent"))
         author = params.get("author")
         if author:
-            comments = comments.filter(Q(author_id=int(author)) if author.isdigit() else Q(author__username=author))
+            comments = comments.filter(Q(author_id=int(author)) if is_number(author) else Q(author__username=author))
         return comments.order_by("created_at", "pk")
 
     @extend_schema(summary="Comments of a graph, oldest first", parameters=COMMENT_FILTERS)
@@ -149,8 +154,11 @@ class GraphCommentList(GraphScopedMixin, generics.ListCreateAPIView):
         context = {**self.get_serializer_context(), "pinned_ids": pinned_ids(request, comments)}
         return self.get_paginated_response(CommentSerializer(comments, many=True, context=context).data)
 
-    @extend_schema(summary="Comment on a graph, a node, an edge or a subgraph; or reply to a thread",
-                   request=CommentCreateSerializer, responses={201: CommentSerializer})
+    @extend_schema(
+        summary="Comment on a graph, a node, an edge or a subgraph; or reply to a thread",
+        request=CommentCreateSerializer,
+        responses={201: CommentSerializer},
+    )
     def post(self, request, *args, **kwargs):
         data = json_object(request)
         event = services.create_comment(
@@ -173,9 +181,7 @@ class GraphPinList(GraphScopedMixin, generics.ListAPIView):
 
     def get_queryset(self):
         return (
-            comment_queryset()
-            .filter(graph=self.get_graph(), pins__user=self.request.user)
-            .order_by("created_at", "pk")
+            comment_queryset().filter(graph=self.get_graph(), pins__user=self.request.user).order_by("created_at", "pk")
         )
 
     @extend_schema(summary="Your pinned comments of a graph")
@@ -316,6 +322,12 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             if unread is not None:
                 notifications = notifications.filter(read_at__isnull=unread)
         return notifications
+
+    def get_object(self) -> Notification:
+        notification = self.get_queryset().filter(pk=self.kwargs["pk"]).first()
+        if notification is None:
+            raise NotFound("No such notification.")
+        return notification
 
     @extend_schema(
         summary="Your notifications, newest first",

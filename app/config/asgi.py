@@ -10,7 +10,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from comments.auth import WebSocketAuthMiddleware, OriginValidator  # noqa: E402
+from comments.auth import OriginValidator, WebSocketAuthMiddleware  # noqa: E402
 from comments.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(

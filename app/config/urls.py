@@ -6,6 +6,9 @@ from drf_spectacular.views import SpectacularAPIView
 
 from config.views import healthz
 
+handler404 = "config.views.page_not_found"
+handler500 = "config.views.server_error"
+
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),

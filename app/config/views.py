@@ -6,6 +6,7 @@ import redis
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
+from django.views import defaults
 from django.views.decorators.http import require_GET
 
 
@@ -36,3 +37,19 @@ def healthz(request):
     states = {"database": _database_state(), "redis": _redis_state()}
     healthy = all(state == "ok" for state in states.values())
     return JsonResponse({"status": "ok" if healthy else "unavailable", **states}, status=200 if healthy else 503)
+
+
+# Errors that happen outside the REST framework's views (an unknown URL, an unhandled exception) are JSON too under
+# /api/, as docs/protocol.md promises; the pages keep Django's HTML error pages.
+
+
+def page_not_found(request, exception):
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "No such endpoint.", "code": "not_found"}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Server error.", "code": "server_error"}, status=500)
+    return defaults.server_error(request)

@@ -75,8 +75,17 @@ class GraphSerializer(serializers.ModelSerializer):
     class Meta:
         model = Graph
         fields = [
-            "id", "name", "description", "owner", "public", "shared_with", "node_count", "edge_count", "last_seq",
-            "created_at", "updated_at",
+            "id",
+            "name",
+            "description",
+            "owner",
+            "public",
+            "shared_with",
+            "node_count",
+            "edge_count",
+            "last_seq",
+            "created_at",
+            "updated_at",
         ]
         read_only_fields = ["id", "owner", "shared_with", "last_seq", "created_at", "updated_at"]
 

@@ -104,7 +104,9 @@ class GraphViewSet(viewsets.ModelViewSet):
         graph = self.get_queryset().get(pk=graph_id)
         return Response(GraphDetailSerializer(graph, context=self.get_serializer_context()).data)
 
-    @extend_schema(summary="Share a graph with a group (owner)", request=ShareSerializer, responses=GraphDetailSerializer)
+    @extend_schema(
+        summary="Share a graph with a group (owner)", request=ShareSerializer, responses=GraphDetailSerializer
+    )
     @action(detail=True, methods=["post"], serializer_class=ShareSerializer)
     def share(self, request, pk=None):
         graph = self.get_object()
@@ -203,4 +205,3 @@ class GroupViewSet(viewsets.ModelViewSet):
             for graph_id in group.graphs.values_list("pk", flat=True):
                 broadcast.announce_access_change(graph_id)
         return self._group_response(group.pk)
-

@@ -8,6 +8,7 @@ receive share one event loop: the pub/sub layer keeps one subscription set per l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -39,10 +40,8 @@ def heard(group: str, action: Callable[[], Any], expect: int, capture) -> tuple[
             # thread_sensitive: the action runs in the test's own thread, with its database connection.
             result = await sync_to_async(run_action, thread_sensitive=True)()
             messages = [await asyncio.wait_for(layer.receive(channel), TIMEOUT) for _ in range(expect)]
-            try:
+            with contextlib.suppress(TimeoutError):
                 messages.append(await asyncio.wait_for(layer.receive(channel), QUIET))
-            except TimeoutError:
-                pass
             return result, messages
         finally:
             await layer.group_discard(group, channel)

@@ -59,10 +59,11 @@ def postgres_server():
         [_postgres_bin("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"],
         check=True, capture_output=True, user=run_as,
     )
+    log = open(directory / "postgres.log", "wb")  # noqa: SIM115 - the server writes to it until it stops
     process = subprocess.Popen(
         [_postgres_bin("postgres"), "-D", str(data), "-p", str(port), "-k", str(sockets), "-h", "127.0.0.1",
          "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200"],
-        stdout=subprocess.DEVNULL, stderr=open(directory / "postgres.log", "wb"), user=run_as,
+        stdout=subprocess.DEVNULL, stderr=log, user=run_as,
     )
     try:
         wait_for_port(port)
@@ -71,6 +72,7 @@ def postgres_server():
     finally:
         process.terminate()
         process.wait(timeout=30)
+        log.close()
         shutil.rmtree(directory, ignore_errors=True)
 
 

@@ -8,12 +8,11 @@ import json
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
-from django.db import transaction
 from django.test import override_settings
 
 from comments import broadcast, consumers, services
 from comments.models import Event
-from wsclient import accepted, viewer, ws
+from wsclient import accepted, token_for, viewer, ws
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("presence_settled")]
 
@@ -55,9 +54,21 @@ async def test_an_unknown_path_is_closed_4404(alice):
         assert (await client.closed())[0] == 4404
 
 
-async def test_a_wrong_token_is_closed_4401_even_on_a_public_graph(alice, make_graph):
+@pytest.mark.parametrize(
+    "authorization", [b"Token not-a-real-token", b"Token \xff\xfe", b"Bearer abc", b"Token", b"Token a b"]
+)
+async def test_a_bad_authorization_header_is_closed_4401_even_on_a_public_graph(alice, make_graph, authorization):
     graph = await database_sync_to_async(make_graph)(alice, public=True)
-    async with ws(f"/ws/graphs/{graph.pk}/", token="not-a-real-token") as client:
+    async with ws(f"/ws/graphs/{graph.pk}/", authorization=authorization) as client:
+        await accepted(client)
+        assert (await client.closed())[0] == 4401
+
+
+async def test_an_inactive_users_token_is_refused(bob, shared_graph):
+    token = await database_sync_to_async(token_for)(bob)
+    bob.is_active = False
+    await database_sync_to_async(bob.save)()
+    async with ws(f"/ws/graphs/{shared_graph.pk}/", token=token) as client:
         await accepted(client)
         assert (await client.closed())[0] == 4401
 
@@ -79,6 +90,23 @@ async def test_a_foreign_origin_is_refused_at_the_handshake(alice, shared_graph,
     async with ws(f"/ws/graphs/{shared_graph.pk}/", cookie_user=alice, origin=origin) as client:
         # Closed before accepting: the handshake fails with HTTP 403 and the cookie was never used.
         assert (await client.output())["type"] == "websocket.close"
+
+
+@pytest.mark.parametrize(
+    ("allowed_hosts", "debug", "origin", "opens"),
+    [
+        ([".example.org"], False, "https://comments.example.org:8443", True),
+        ([".example.org"], False, "http://testserver", False),
+        ([], True, "http://localhost:8000", True),  # Django's DEBUG default for an empty ALLOWED_HOSTS
+        ([], False, "http://localhost:8000", False),
+    ],
+)
+async def test_the_origin_is_checked_against_allowed_hosts_of_the_moment(
+    alice, shared_graph, allowed_hosts, debug, origin, opens
+):
+    with override_settings(ALLOWED_HOSTS=allowed_hosts, DEBUG=debug):
+        async with ws(f"/ws/graphs/{shared_graph.pk}/", user=alice, origin=origin) as client:
+            assert (await client.output())["type"] == ("websocket.accept" if opens else "websocket.close")
 
 
 async def test_no_origin_is_allowed_for_scripts(alice, shared_graph):
@@ -274,6 +302,15 @@ async def test_comment_create_errors_keep_the_socket_open(alice, shared_graph):
     assert await database_sync_to_async(Event.objects.filter(graph=shared_graph).count)() == 3
 
 
+async def test_comment_create_on_a_graph_deleted_meanwhile_is_not_found(alice, shared_graph):
+    async with viewer(shared_graph, alice) as (client, _):
+        # Deleted behind the socket's back (the access check it would get has not come yet).
+        await database_sync_to_async(type(shared_graph).objects.filter(pk=shared_graph.pk).delete)()
+        await client.send({"type": "comment.create", "client_id": "late", "body": "anyone?"})
+        error = await client.frame("error")
+        assert (error["code"], error["client_id"]) == ("not_found", "late")
+
+
 # --- bad input and limits ---
 
 
@@ -332,47 +369,48 @@ async def test_flooding_is_rate_limited_then_closed_1008(bob, shared_graph):
 # --- losing access ---
 
 
-def unshare(graph):
-    with transaction.atomic():
-        graph.shared_with.clear()
-        broadcast.announce_access_change(graph.pk)
+def rest(api, user, method: str, path: str, data: dict | None = None) -> int:
+    """A REST call as the user's script makes it; returns the status."""
+    return getattr(api(user), method)(path, data, format="json").status_code
 
 
-def make_private(graph):
-    with transaction.atomic():
-        graph.public = False
-        graph.save(update_fields=["public"])
-        broadcast.announce_access_change(graph.pk)
-
-
-async def test_a_viewer_who_loses_access_is_closed_4403_and_hears_nothing_more(alice, bob, shared_graph):
+async def test_a_viewer_who_loses_access_is_closed_4403_and_hears_nothing_more(api, alice, bob, shared_graph):
+    group = await database_sync_to_async(lambda: shared_graph.shared_with.get())()
     async with viewer(shared_graph, bob) as (bob_ws, _), viewer(shared_graph, alice) as (owner_ws, _):
         await post(alice, shared_graph, "before")
         assert (await bob_ws.frame("event"))["seq"] == 1
-        await database_sync_to_async(unshare)(shared_graph)
+        path = f"/api/v1/graphs/{shared_graph.pk}/share/{group.pk}/"
+        assert await database_sync_to_async(rest)(api, alice, "delete", path) == 200
         await post(alice, shared_graph, "after")
         assert [frame["seq"] for frame in await owner_ws.until(lambda f: f["seq"] == 2)] == [1, 2]
         assert await bob_ws.closed() == (4403, [])
 
 
-async def test_a_graph_made_private_closes_its_anonymous_viewers_4401(alice, bob, make_graph):
+async def test_a_member_removed_from_the_group_is_closed_4403(api, alice, bob, shared_graph):
+    group = await database_sync_to_async(lambda: shared_graph.shared_with.get())()
+    async with viewer(shared_graph, bob) as (bob_ws, _), viewer(shared_graph, alice) as (owner_ws, _):
+        path = f"/api/v1/groups/{group.pk}/members/{bob.pk}/"
+        assert await database_sync_to_async(rest)(api, alice, "delete", path) == 200
+        assert await bob_ws.closed() == (4403, [])
+        await owner_ws.send({"type": "ping"})
+        assert await owner_ws.frame() == {"type": "pong"}
+
+
+async def test_a_graph_made_private_closes_its_anonymous_viewers_4401(api, alice, bob, make_graph):
     graph = await database_sync_to_async(make_graph)(alice, public=True)
     async with viewer(graph) as (anonymous, _), viewer(graph, bob) as (stranger, _), viewer(graph, alice) as (owner, _):
-        await database_sync_to_async(make_private)(graph)
+        path = f"/api/v1/graphs/{graph.pk}/"
+        assert await database_sync_to_async(rest)(api, alice, "patch", path, {"public": False}) == 200
         assert (await anonymous.closed())[0] == 4401
         assert (await stranger.closed())[0] == 4403
         await owner.send({"type": "ping"})
         assert await owner.frame() == {"type": "pong"}
 
 
-async def test_a_deleted_graph_closes_its_viewers_4404(alice, shared_graph):
-    def delete(graph):
-        with transaction.atomic():
-            broadcast.announce_access_change(graph.pk)
-            graph.delete()
-
+async def test_a_deleted_graph_closes_its_viewers_4404(api, alice, shared_graph):
     async with viewer(shared_graph, alice) as (client, _):
-        await database_sync_to_async(delete)(shared_graph)
+        path = f"/api/v1/graphs/{shared_graph.pk}/"
+        assert await database_sync_to_async(rest)(api, alice, "delete", path) == 204
         assert (await client.closed())[0] == 4404
 
 
@@ -383,3 +421,23 @@ async def test_an_outsider_cannot_hear_a_private_graph(alice, carol, shared_grap
         assert (await witness.frame("event"))["comment"]["body"] == "secret"
         # The witness got it, so a wrongly subscribed socket of this worker would have it queued by now.
         assert await outsider.nothing()
+
+
+async def test_sockets_asking_for_the_same_stored_events_at_once_share_one_query(alice, shared_graph, monkeypatch):
+    for body in ("1", "2", "3"):
+        await post(alice, shared_graph, body)
+    queries = []
+    real = consumers._stored_frames
+
+    def counting(*args):
+        queries.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(consumers, "_stored_frames", counting)
+    results = await asyncio.gather(*(consumers.stored_frames(shared_graph.pk, 0, 2, 500) for _ in range(50)))
+    assert len(queries) == 1
+    assert all(result == results[0] for result in results)
+    assert [seq for seq, _ in results[0]] == [1, 2]
+    # Once done, the next ask queries again: nothing is cached beyond the moment.
+    await consumers.stored_frames(shared_graph.pk, 0, 2, 500)
+    assert len(queries) == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 
 import pytest
 from channels.db import database_sync_to_async
@@ -11,6 +12,7 @@ from django.conf import settings
 from django.test import override_settings
 from redis import asyncio as aioredis
 
+import servers
 from comments import presence
 from wsclient import TIMEOUT, viewer
 
@@ -140,3 +142,36 @@ async def test_a_worker_that_was_pruned_during_a_stall_comes_back(alice, bob, sh
                 assert await presence_frame(alice_ws, people(alice, bob), timeout=1 + 2) == people(alice, bob)
             finally:
                 await other.close()
+
+
+async def test_presence_recovers_when_its_redis_restarts_empty(alice, bob, shared_graph, caplog):
+    """A Redis restart loses every presence key; the workers' next refresh writes them back and tells the others."""
+    port = servers.free_port()
+
+    def start_redis() -> subprocess.Popen:
+        process = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        servers.wait_for_port(port)
+        return process
+
+    def last_viewers(socket: FakeSocket):
+        return json.loads(socket.frames[-1])["viewers"] if socket.frames else None
+
+    redis_process = start_redis()
+    worker = presence.PresenceTracker(f"redis://127.0.0.1:{port}/0", process_id="w1", refresh=0.5, coalesce=0.01)
+    alice_socket, bob_socket = FakeSocket(), FakeSocket()
+    try:
+        worker.join(shared_graph.pk, alice_socket, alice)
+        await wait_for(lambda: last_viewers(alice_socket) == people(alice))
+        redis_process.terminate()
+        redis_process.wait(timeout=10)
+        worker.join(shared_graph.pk, bob_socket, bob)  # while Redis is down
+        await wait_for(lambda: "Presence update failed" in caplog.text)
+        redis_process = start_redis()
+        await wait_for(lambda: last_viewers(alice_socket) == last_viewers(bob_socket) == people(alice, bob))
+    finally:
+        await worker.close()
+        redis_process.terminate()
+        redis_process.wait(timeout=10)

@@ -124,13 +124,23 @@ class WSClient:
 
 
 @asynccontextmanager
-async def ws(path: str, *, user=None, cookie_user=None, origin: str | None = None, token: str | None = None):
+async def ws(
+    path: str,
+    *,
+    user=None,
+    cookie_user=None,
+    origin: str | None = None,
+    token: str | None = None,
+    authorization: bytes | None = None,
+):
     """Open a socket through the real application; the client always disconnects at the end."""
     headers = []
     if user is not None:
         token = await database_sync_to_async(token_for)(user)
     if token is not None:
-        headers.append((b"authorization", f"Token {token}".encode()))
+        authorization = f"Token {token}".encode()
+    if authorization is not None:
+        headers.append((b"authorization", authorization))
     if cookie_user is not None:
         headers.append((b"cookie", (await database_sync_to_async(session_cookie_for)(cookie_user)).encode()))
     if origin is not None:

@@ -3,7 +3,7 @@
 // page shows the same thing whether a change came from this tab, another tab or another user.
 
 import { anchorIds } from "./comment-store.js";
-import { avatar, bodyNodes, h, keepingFocus, timeElement } from "./dom.js";
+import { avatar, bodyNodes, fill, h, keepingFocus, timeElement } from "./dom.js";
 import { api } from "./http.js";
 import { MentionCompleter } from "./mentions.js";
 
@@ -80,7 +80,7 @@ class CommentView {
     keepingFocus(this.element, () => {
       this.element.classList.toggle("deleted", c.deleted);
       this.element.classList.toggle("mine", this.ctx.isMine(c));
-      this.header.replaceChildren(
+      fill(this.header,
         avatar(c.author),
         h("span", { className: "comment-author", dataset: { testid: "comment-author" } }, c.author.username),
         timeElement(c.created_at),
@@ -104,7 +104,7 @@ class CommentView {
   renderAnchor() {
     const c = this.comment;
     const description = this.ctx.describeAnchor(c.anchor);
-    this.anchor.replaceChildren(
+    fill(this.anchor,
       h(
         "button",
         {
@@ -122,7 +122,7 @@ class CommentView {
 
   renderBody() {
     const c = this.comment;
-    this.body.replaceChildren(
+    fill(this.body,
       c.deleted
         ? h("p", { className: "comment-body muted", dataset: { testid: "comment-body" } }, "This comment was deleted.")
         : h("p", { className: "comment-body", dataset: { testid: "comment-body" } }, ...bodyNodes(c.body, c.mentions)),
@@ -195,7 +195,7 @@ class CommentView {
         ),
       );
     }
-    this.reactions.replaceChildren(...children);
+    fill(this.reactions, ...children);
     this.reactions.hidden = children.length === 0;
   }
 
@@ -243,7 +243,7 @@ class CommentView {
         );
       }
     }
-    this.actions.replaceChildren(...items);
+    fill(this.actions, ...items);
   }
 
   startEdit() {
@@ -287,13 +287,18 @@ class CommentView {
       this.element.querySelector('[data-focus-key="edit"]')?.focus();
     };
     new MentionCompleter(textarea, this.ctx.graphId);
-    this.body.replaceChildren(form);
+    fill(this.body, form);
     this.render();
     textarea.focus();
   }
 
   async react(name) {
+    const fromPalette = this.paletteOpen;
+    this.paletteOpen = false;
     await this.call(`/api/v1/comments/${this.comment.id}/reactions/`, "POST", { reaction: name });
+    this.render();
+    // The palette is gone; keep a keyboard user's place on the button that opened it.
+    if (fromPalette) this.element.querySelector('[data-focus-key="reaction-add"]')?.focus();
   }
 
   async remove() {
@@ -402,6 +407,7 @@ class ThreadView {
           event.preventDefault();
           if (!textarea.value.trim()) return;
           submit.disabled = true;
+          textarea.readOnly = true; // see the composer in graph-page.js
           error.textContent = "";
           try {
             const reply = await api(`/api/v1/graphs/${this.ctx.graphId}/comments/`, {
@@ -416,6 +422,7 @@ class ThreadView {
             error.textContent = failure.describe ? failure.describe() : "The server could not be reached. Try again.";
           } finally {
             submit.disabled = false;
+            textarea.readOnly = false;
           }
         },
         onkeydown: (event) => {

@@ -17,6 +17,13 @@ export function h(tag, props = {}, ...children) {
   return element;
 }
 
+/** Replace an element's children; like h(), it skips null/false and turns strings into text nodes. */
+export function fill(element, ...children) {
+  element.replaceChildren();
+  append(element, children);
+  return element;
+}
+
 function append(element, children) {
   for (const child of children.flat()) {
     if (child === undefined || child === null || child === false) continue;
@@ -56,16 +63,31 @@ export function avatar(user, extraClass = "") {
 const timeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
 
+function relativeText(date) {
+  const seconds = Math.round((date.getTime() - Date.now()) / 1000);
+  if (Math.abs(seconds) < 45) return "just now";
+  if (Math.abs(seconds) < 3600) return relative.format(Math.round(seconds / 60), "minute");
+  if (Math.abs(seconds) < 86400) return relative.format(Math.round(seconds / 3600), "hour");
+  return timeFormat.format(date);
+}
+
 /** <time> with a relative text ("5 minutes ago") and the full date as its title. */
 export function timeElement(iso) {
   const date = new Date(iso);
-  const seconds = Math.round((date.getTime() - Date.now()) / 1000);
-  let text;
-  if (Math.abs(seconds) < 45) text = "just now";
-  else if (Math.abs(seconds) < 3600) text = relative.format(Math.round(seconds / 60), "minute");
-  else if (Math.abs(seconds) < 86400) text = relative.format(Math.round(seconds / 3600), "hour");
-  else text = timeFormat.format(date);
-  return h("time", { dateTime: iso, title: timeFormat.format(date) }, text);
+  return h("time", { dateTime: iso, title: timeFormat.format(date), className: "relative-time" }, relativeText(date));
+}
+
+let refreshing = false;
+
+/** Keep every relative time on the page current ("just now" becomes "2 minutes ago"); one timer per page. */
+export function keepTimesFresh() {
+  if (refreshing) return;
+  refreshing = true;
+  setInterval(() => {
+    for (const element of document.querySelectorAll("time.relative-time")) {
+      element.textContent = relativeText(new Date(element.dateTime));
+    }
+  }, 30_000);
 }
 
 /** A body as text, with @mentions of known users set off in spans (still text, never markup). */

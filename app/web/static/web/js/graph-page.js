@@ -6,7 +6,7 @@
 
 import { CommentStore } from "./comment-store.js";
 import { CommentPanel, PanelContext } from "./comments-panel.js";
-import { avatar, h } from "./dom.js";
+import { avatar, fill, h, keepTimesFresh } from "./dom.js";
 import { GraphView } from "./graph-view.js";
 import { api, fetchAll } from "./http.js";
 import { LiveSocket } from "./live-socket.js";
@@ -57,10 +57,10 @@ function describeAnchor(anchor) {
   return `${parts.join(", ")}: ${shown}`;
 }
 
-function showAnchor(comment) {
+function showAnchor(comment, { move = true } = {}) {
   panel.setCurrent(comment.parent ?? comment.id);
   const anchor = comment.anchor || {};
-  view.highlight(anchor.nodes || [], anchor.edges || []);
+  view.highlight(anchor.nodes || [], anchor.edges || [], { move });
   $("highlight-summary").textContent = `Showing: ${describeAnchor(anchor)}`;
   $("clear-highlight").hidden = false;
   root.dataset.highlighted = [...(anchor.nodes || []), ...(anchor.edges || [])].join(" ");
@@ -90,7 +90,10 @@ function setupComposer() {
       return;
     }
     const { nodes, edges } = view.selection();
+    // Read-only while posting: our own comment may come back over the socket before the POST answers, and
+    // text typed in between must not be wiped by the answer.
     submit.disabled = true;
+    textarea.readOnly = true;
     error.textContent = "";
     try {
       const comment = await api(`/api/v1/graphs/${graphId}/comments/`, {
@@ -100,10 +103,13 @@ function setupComposer() {
       store.upsert(comment);
       textarea.value = "";
       panel.focusComment(comment.id);
+      // Mark what was just commented on, without moving the view the author is looking at.
+      showAnchor(comment, { move: false });
     } catch (failure) {
       error.textContent = failure.describe ? failure.describe() : "The server could not be reached. Try again.";
     } finally {
       submit.disabled = false;
+      textarea.readOnly = false;
     }
   });
   // Ctrl/Cmd+Enter posts, as in most comment boxes.
@@ -146,7 +152,7 @@ function buildElementList() {
     rows.set(item.id, { row, checkbox, badge });
     return row;
   };
-  list.replaceChildren(
+  fill(list,
     h("li", { className: "element-group" }, "Nodes"),
     ...view.nodes().map((n) => makeRow(n, "node")),
     h("li", { className: "element-group" }, "Edges"),
@@ -191,13 +197,25 @@ const STATUS_TEXT = {
   denied: "No access to this graph's live updates",
 };
 
+let countdown = null;
+
 function setStatus({ state, delayMs, code }) {
   const status = $("live-status");
   status.dataset.state = state;
-  let text = STATUS_TEXT[state] || state;
-  if (state === "reconnecting" && delayMs) text = `Reconnecting in ${Math.max(1, Math.round(delayMs / 1000))} s…`;
-  if (state === "denied" && code === 4401) text = "Sign in again to follow live updates";
-  $("live-status-text").textContent = text;
+  clearInterval(countdown);
+  const text = $("live-status-text");
+  text.textContent = STATUS_TEXT[state] || state;
+  if (state === "reconnecting" && delayMs) {
+    // Count down to the next attempt, so that a long back-off does not look like a hang.
+    const due = Date.now() + delayMs;
+    const tick = () => {
+      const seconds = Math.ceil((due - Date.now()) / 1000);
+      text.textContent = seconds > 0 ? `Reconnecting in ${seconds} s…` : "Reconnecting…";
+    };
+    tick();
+    countdown = setInterval(tick, 1000);
+  }
+  if (state === "denied" && code === 4401) text.textContent = "Sign in again to follow live updates";
   $("retry-now").hidden = state !== "reconnecting";
   $("presence").classList.toggle("stale", state !== "live");
 }
@@ -206,7 +224,7 @@ function renderPresence(viewers) {
   const seen = new Map();
   for (const viewer of viewers) seen.set(viewer.id, viewer);
   const people = [...seen.values()].sort((a, b) => a.username.localeCompare(b.username));
-  $("presence-list").replaceChildren(
+  fill($("presence-list"),
     ...people.map((person) =>
       h(
         "li",
@@ -216,7 +234,8 @@ function renderPresence(viewers) {
       ),
     ),
   );
-  $("presence-count").textContent = people.length === 1 ? "1 viewing" : `${people.length} viewing`;
+  // Anonymous readers of a public graph are not listed (they have no name), so the count can be 0.
+  $("presence-count").textContent = people.length === 0 ? "" : people.length === 1 ? "1 viewing" : `${people.length} viewing`;
 }
 
 let filling = false;
@@ -289,7 +308,7 @@ async function main() {
   let comments;
   try {
     graph = await api(`/api/v1/graphs/${graphId}/`);
-    comments = await fetchAll(`/api/v1/graphs/${graphId}/comments/`);
+    comments = await fetchAll(`/api/v1/graphs/${graphId}/comments/?page_size=200`);
   } catch (error) {
     showLoadError(error);
     return;
@@ -344,6 +363,7 @@ async function main() {
   updateBadges();
   root.dataset.state = "ready";
   startLive();
+  keepTimesFresh();
   showHashTarget();
   window.addEventListener("hashchange", showHashTarget);
 }

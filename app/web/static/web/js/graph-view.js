@@ -89,12 +89,12 @@ const STYLE = [
       "overlay-padding": 4,
     },
   },
-  { selector: "node:selected", style: { "background-color": "#2563eb", "border-color": "#1e3a8a" } },
+  { selector: "node:selected", style: { "overlay-shape": "ellipse", "background-color": "#2563eb", "border-color": "#1e3a8a" } },
   { selector: "edge:selected", style: { "line-color": "#2563eb", "target-arrow-color": "#2563eb", width: 4 } },
   { selector: ".faded", style: { opacity: 0.2 } },
   {
     selector: "node.highlighted",
-    style: { "underlay-color": "#facc15", "underlay-opacity": 0.8, "underlay-padding": 8, "z-index": 10 },
+    style: { "underlay-shape": "ellipse", "underlay-color": "#facc15", "underlay-opacity": 0.8, "underlay-padding": 8, "z-index": 10 },
   },
   {
     selector: "edge.highlighted",
@@ -131,7 +131,23 @@ export class GraphView extends EventTarget {
       const options =
         this.positioned && !force
           ? { name: "preset", fit: true, padding: 30 }
-          : { name: "cose", animate: false, randomize: force, fit: true, padding: 30, nodeDimensionsIncludeLabels: true };
+          : {
+              name: "cose",
+              animate: false,
+              // Start from random spots inside a box of the canvas's shape: the result then fills a wide screen
+              // instead of coming out as tall as it is wide (and drawn small).
+              randomize: true,
+              boundingBox: this.layoutBox(),
+              fit: true,
+              padding: 30,
+              nodeDimensionsIncludeLabels: true,
+              // Longer springs and stronger repulsion than the defaults: biological networks have hubs (TP53)
+              // whose neighbours otherwise pile up on top of each other.
+              idealEdgeLength: () => 70,
+              nodeRepulsion: () => 60000,
+              nodeOverlap: 20,
+              numIter: 1500,
+            };
       const layout = this.cy.layout(options);
       layout.one("layoutstop", () => {
         // A small graph fitted to a large canvas would be drawn huge; keep it at a readable size, centred.
@@ -144,6 +160,14 @@ export class GraphView extends EventTarget {
       });
       layout.run();
     });
+  }
+
+  /** A box of the canvas's shape with room for about 110 × 110 px per node: small graphs stay compact. */
+  layoutBox() {
+    const width = Math.max(this.cy.width(), 300);
+    const height = Math.max(this.cy.height(), 200);
+    const scale = Math.min(1, Math.sqrt((this.cy.nodes().size() * 110 * 110) / (width * height)));
+    return { x1: 0, y1: 0, w: width * scale, h: height * scale };
   }
 
   bindSelection() {
@@ -211,8 +235,9 @@ export class GraphView extends EventTarget {
     });
   }
 
-  /** Highlight the anchor of a comment and bring it into view; an empty anchor (whole graph) fits the graph. */
-  highlight(nodeIds, edgeIds) {
+  /** Highlight the anchor of a comment (fading the rest) and bring it into view if it is not; an empty anchor
+   * (the whole graph) clears the highlight. */
+  highlight(nodeIds, edgeIds, { move = true } = {}) {
     const ids = [...nodeIds, ...edgeIds];
     const anchor = this.cy.collection(ids.map((id) => this.cy.getElementById(id)).filter((e) => e.nonempty()));
     this.cy.batch(() => {
@@ -224,15 +249,17 @@ export class GraphView extends EventTarget {
         anchor.addClass("highlighted");
       }
     });
+    if (!move) return anchor.size();
     if (anchor.nonempty()) {
-      // Bring the anchor into view, zooming in no further than a comfortable reading size.
       const extent = anchor.union(anchor.edges().connectedNodes());
+      // Already in view: leave the camera alone, the fading says enough.
+      const seen = extent.renderedBoundingBox();
+      if (seen.x1 >= 0 && seen.y1 >= 0 && seen.x2 <= this.cy.width() && seen.y2 <= this.cy.height()) return anchor.size();
+      // Else bring it into view, zooming in no further than a comfortable reading size.
       const box = extent.boundingBox();
       const fitZoom = Math.min((this.cy.width() - 160) / Math.max(box.w, 1), (this.cy.height() - 160) / Math.max(box.h, 1));
-      const zoom = Math.max(this.cy.minZoom(), Math.min(1.5, fitZoom));
+      const zoom = Math.max(this.cy.minZoom(), Math.min(1.2, fitZoom));
       this.cy.animate({ zoom, center: { eles: extent }, duration: 250 });
-    } else {
-      this.cy.animate({ fit: { eles: this.cy.elements(), padding: 30 }, duration: 250 });
     }
     return anchor.size();
   }

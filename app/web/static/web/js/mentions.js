@@ -1,6 +1,7 @@
 // "@" completion for a textarea: after "@" and a few letters, a listbox offers the people who may see the graph
 // (GET /api/v1/graphs/<id>/people/?q=). Arrow keys move, Enter or Tab take, Escape closes; a click takes too.
 
+import { fill } from "./dom.js";
 import { api } from "./http.js";
 
 // Characters of a Django username.
@@ -67,7 +68,7 @@ export class MentionCompleter {
 
   show(people) {
     this.options = people;
-    this.list.replaceChildren(
+    fill(this.list,
       ...people.map((person, index) => {
         const option = document.createElement("li");
         option.id = `${this.list.id}-${index}`;

@@ -2,7 +2,7 @@
 // count that follows /ws/notifications/ live. After a reconnect the list is fetched again, as that socket does
 // not replay what was missed.
 
-import { avatar, h, timeElement } from "./dom.js";
+import { avatar, fill, h, keepTimesFresh, timeElement } from "./dom.js";
 import { api } from "./http.js";
 import { LiveSocket } from "./live-socket.js";
 
@@ -19,7 +19,7 @@ function unreadCount() {
 
 function render() {
   const items = [...notifications.values()].sort((a, b) => (a.created_at < b.created_at ? 1 : -1));
-  list.replaceChildren(
+  fill(list,
     ...(items.length === 0
       ? [h("li", { className: "muted empty" }, "Nothing yet. When someone mentions you, it shows here.")]
       : items.map(renderItem)),
@@ -77,6 +77,7 @@ async function load() {
     const page = await api("/api/v1/notifications/");
     for (const n of page.results) notifications.set(n.id, n);
     render();
+    button.dataset.loaded = "true";
   } catch {
     // The menu stays as it was; the next reconnect loads again.
   }
@@ -121,3 +122,4 @@ socket.addEventListener("message", (event) => {
 render();
 load();
 socket.start();
+keepTimesFresh();
