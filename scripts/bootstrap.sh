@@ -24,6 +24,7 @@ apt_packages=(
     redis-server    # idem: tests start redis-server on a port of their own
     chromium        # the browser Playwright drives (/usr/bin/chromium); no browser downloads
     fonts-liberation  # so pages render real text in screenshots
+    fonts-noto-color-emoji  # and reactions as emoji, not empty boxes
     python3-venv    # python3 -m venv on Debian
     shellcheck      # make lint: the shell scripts
     rsync git make openssl curl ca-certificates

@@ -26,6 +26,10 @@ export COMMENTS_IMAGE_DEBIAN12="${COMMENTS_IMAGE_DEBIAN12:-comments-debian:12}"
 export COMMENTS_IMAGE_DEBIAN13="${COMMENTS_IMAGE_DEBIAN13:-comments-debian:13}"
 export COMMENTS_WHEELHOUSE="${root}/build/wheelhouse"
 export COMMENTS_JUNIT_DIR="${junit}"
+# One password for the demo users of this run: the Testinfra conftest loads the demo data with it
+# (DEMO_PASSWORD of load_demo) and the browser tests sign in with it.
+COMMENTS_DEMO_PASSWORD="${COMMENTS_DEMO_PASSWORD:-$(python3 -c 'import secrets; print(secrets.token_urlsafe(16))')}"
+export COMMENTS_DEMO_PASSWORD
 # No terminal in CI: plain output, and never a prompt.
 export ANSIBLE_NOCOLOR="${ANSIBLE_NOCOLOR:-1}"
 export ANSIBLE_FORCE_COLOR=0

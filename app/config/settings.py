@@ -156,6 +156,12 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = os.environ.get("DJANGO_STATIC_ROOT") or str(BASE_DIR / "static")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Content-hashed names (collectstatic writes a manifest): Apache caches /static/ for long, and every deploy
+    # still loads one consistent set of the page's modules.
+    "staticfiles": {"BACKEND": "web.storage.HashedStaticFilesStorage"},
+}
 
 REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate header turns "no credentials" into a 401 rather than a 403.

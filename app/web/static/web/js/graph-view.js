@@ -80,7 +80,10 @@ const STYLE = [
       "text-background-padding": 2,
     },
   },
-  { selector: "edge.has-comments.all-resolved", style: { "line-color": "#6b7280", "text-background-color": "#6b7280" } },
+  {
+    selector: "edge.has-comments.all-resolved",
+    style: { "line-color": "#6b7280", "target-arrow-color": "#6b7280", "text-background-color": "#6b7280" },
+  },
   {
     selector: ":selected",
     style: {
