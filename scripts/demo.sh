@@ -25,7 +25,12 @@ export ANSIBLE_CONFIG="$root/ansible.cfg"
 log() { echo "[demo $(date +%H:%M:%S)] $*" >&2; }
 
 container_state() {
-    docker container inspect --format '{{.State.Status}}' "$container" 2>/dev/null || echo absent
+    local state
+    if state="$(docker container inspect --format '{{.State.Status}}' "$container" 2>/dev/null)"; then
+        echo "$state"
+    else
+        echo absent
+    fi
 }
 
 start_container() {

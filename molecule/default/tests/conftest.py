@@ -1,10 +1,15 @@
 """Shared steps of the operator's checks: the demo data, an API token, and HTTPS requests made inside the host."""
 
+# Testinfra checks are plain pytest asserts.
+# ruff: noqa: S101
+
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
+import shlex
 
 import pytest
 
@@ -24,15 +29,25 @@ class Site:
         return int(self.variables["molecule_https_port"])
 
     def manage(self, *args: str, env: dict[str, str] | None = None):
-        prefix = " ".join(f"{name}={value}" for name, value in (env or {}).items())
-        return self.host.run(f"env {prefix} {MANAGE} " + " ".join(args))
+        """manage.py through the wrapper operators use (as the app user, with its environment file)."""
+        assignments = [f"{name}={value}" for name, value in (env or {}).items()]
+        return self.host.run(shlex.join(["env", *assignments, MANAGE, *args]))
 
     def curl(self, url: str, *options: str) -> tuple[int, dict[str, str], str]:
         """GET (or what the options say) through Apache inside the host: status, headers, body."""
         marker = "\n--curl-status:"
-        command = ["curl", "--silent", "--show-error", "--insecure", "--include", *options,
-                   "--write-out", marker + "%{http_code}", url]
-        result = self.host.run_expect([0], " ".join(_quote(part) for part in command))
+        command = [
+            "curl",
+            "--silent",
+            "--show-error",
+            "--insecure",
+            "--include",
+            *options,
+            "--write-out",
+            marker + "%{http_code}",
+            url,
+        ]
+        result = self.host.run_expect([0], shlex.join(command))
         response, _, status = result.stdout.rpartition(marker)
         head, _, body = response.partition("\r\n\r\n")
         headers = {}
@@ -42,10 +57,6 @@ class Site:
         return int(status), headers, body
 
 
-def _quote(part: str) -> str:
-    return "'" + part.replace("'", "'\"'\"'") + "'"
-
-
 @pytest.fixture(scope="module")
 def site(host) -> Site:
     return Site(host)
@@ -53,8 +64,13 @@ def site(host) -> Site:
 
 @pytest.fixture(scope="module")
 def token(site: Site) -> str:
-    """An API token of the demo user alice (load_demo is idempotent; drf_create_token returns her existing key)."""
-    loaded = site.manage("load_demo", env={"DEMO_PASSWORD": secrets.token_urlsafe(12)})
+    """An API token of the demo user alice (load_demo is idempotent; drf_create_token returns her existing key).
+
+    The demo users get COMMENTS_DEMO_PASSWORD when it is set: the browser tests that run after this scenario
+    (scripts/molecule-and-browser.sh) sign in with it.
+    """
+    password = os.environ.get("COMMENTS_DEMO_PASSWORD") or secrets.token_urlsafe(12)
+    loaded = site.manage("load_demo", env={"DEMO_PASSWORD": password})
     assert loaded.rc == 0, loaded.stderr
     created = site.manage("drf_create_token", "alice")
     assert created.rc == 0, created.stderr

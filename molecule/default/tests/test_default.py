@@ -1,5 +1,8 @@
 """What an operator checks after `ansible-playbook playbooks/site.yml` put the whole stack on a host."""
 
+# Testinfra checks are plain pytest asserts.
+# ruff: noqa: S101
+
 from __future__ import annotations
 
 import asyncio
@@ -31,6 +34,7 @@ ENV_FILE = "/etc/comments/comments.env"
 
 # --- The services ---
 
+
 @pytest.mark.parametrize("name", SERVICES)
 def test_service_is_running_and_enabled(host, name):
     service = host.service(name)
@@ -40,7 +44,7 @@ def test_service_is_running_and_enabled(host, name):
 
 def test_supervisor_runs_every_daphne_worker(host, site):
     workers = int(site.variables["daphne_workers"])
-    status = host.run("supervisorctl status comments-daphne:*")
+    status = host.run("supervisorctl status 'comments-daphne:*'")
     lines = status.stdout.splitlines()
     assert len(lines) == workers, status.stdout
     assert all(" RUNNING " in line for line in lines), status.stdout
@@ -57,6 +61,7 @@ def test_app_processes_run_as_the_app_user(host, site):
 
 # --- The network: only Apache is public ---
 
+
 def listening(host) -> list[tuple[str, int]]:
     """(address, port) of every listening TCP socket, from `ss`."""
     sockets = []
@@ -67,8 +72,11 @@ def listening(host) -> list[tuple[str, int]]:
     return sockets
 
 
+WILDCARDS = {"*", "0.0.0.0", "::"}  # noqa: S104 (addresses ss prints, not ones we bind)
+
+
 def is_loopback(address: str) -> bool:
-    return address not in {"*", "0.0.0.0", "::"} and ipaddress.ip_address(address).is_loopback
+    return address not in WILDCARDS and ipaddress.ip_address(address).is_loopback
 
 
 def test_only_http_and_https_listen_on_public_addresses(host):
@@ -83,7 +91,36 @@ def test_internal_services_listen_on_loopback_only(host, port):
     assert all(is_loopback(address) for address in addresses), addresses
 
 
+# --- Redis and PostgreSQL: passwords, and only what the app needs ---
+
+
+def test_redis_refuses_clients_without_a_password(host):
+    result = host.run("redis-cli -h 127.0.0.1 ping")
+    assert "NOAUTH" in result.stdout + result.stderr
+
+
+def test_redis_app_user_may_not_run_admin_commands(host):
+    result = host.run(
+        'set -a; . /etc/comments/comments.env; redis-cli --no-auth-warning -u "$REDIS_URL" config get maxmemory'
+    )
+    assert "NOPERM" in result.stdout + result.stderr
+
+
+def test_redis_refuses_writes_rather_than_evicting(host):
+    assert host.file("/etc/redis/redis-ansible.conf").contains("^maxmemory-policy noeviction$")
+    assert host.file("/etc/redis/redis.conf").contains("^include /etc/redis/redis-ansible.conf$")
+
+
+def test_app_database_password_is_a_scram_verifier(host):
+    result = host.run(
+        "runuser -u postgres -- psql -Atc "
+        "\"SELECT rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid WHERE rolname = 'comments'\""
+    )
+    assert result.stdout.strip() == "t", result.stderr
+
+
 # --- Apache ---
+
 
 def test_apache_has_the_modules_the_site_uses(host):
     modules = host.check_output("apache2ctl -M")
@@ -96,7 +133,7 @@ def test_apache_configuration_is_valid(host):
 
 
 def test_home_page_answers_over_https(site):
-    status, headers, body = site.curl("https://localhost/", "--location")
+    status, headers, _ = site.curl("https://localhost/", "--location")
     assert status == 200
     assert "text/html" in headers.get("content-type", "")
 
@@ -135,6 +172,7 @@ def test_plain_http_redirects_to_https(site):
 
 # --- The app's files and checks ---
 
+
 def test_env_file_is_not_world_readable(host):
     env_file = host.file(ENV_FILE)
     assert env_file.is_file
@@ -158,6 +196,7 @@ def test_django_deployment_checks_pass(site):
 
 # --- A comment travels: HTTPS POST -> mod_wsgi -> PostgreSQL -> Redis -> Daphne -> every viewer ---
 
+
 def insecure_tls() -> ssl.SSLContext:
     """The test host's certificate is self-signed."""
     context = ssl.create_default_context()
@@ -173,7 +212,8 @@ def post_comment(port: int, token: str, graph_id: int, body: str) -> dict:
         headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
         method="POST",
     )
-    with urllib.request.urlopen(request, context=insecure_tls(), timeout=10) as response:
+    # An https:// URL built above, never a file: or custom scheme.
+    with urllib.request.urlopen(request, context=insecure_tls(), timeout=10) as response:  # noqa: S310
         assert response.status == 201
         return json.load(response)
 
@@ -193,8 +233,10 @@ def test_a_comment_posted_over_https_reaches_every_open_websocket(site, token, g
 
     async def scenario():
         headers = {"Authorization": f"Token {token}"}
-        async with websockets.connect(url, additional_headers=headers, ssl=insecure_tls()) as first, \
-                websockets.connect(url, additional_headers=headers, ssl=insecure_tls()) as second:
+        async with (
+            websockets.connect(url, additional_headers=headers, ssl=insecure_tls()) as first,
+            websockets.connect(url, additional_headers=headers, ssl=insecure_tls()) as second,
+        ):
             for socket in (first, second):
                 hello = json.loads(await asyncio.wait_for(socket.recv(), timeout=10))
                 assert hello["type"] == "hello"
