@@ -6,7 +6,7 @@
 #        create, converge, idempotence, verify (Testinfra; its JUnit report is written to
 #        build/junit/molecule-<name>.xml through PYTEST_ADDOPTS)
 #   2. default only: pytest tests/browser against the deployed Debian 12 instance
-#        (COMMENTS_BASE_URL=https://127.0.0.1:8443; JUnit: build/junit/browser.xml)
+#        (COMMENTS_BASE_URL=https://127.0.0.1:18443; JUnit: build/junit/browser.xml)
 #   3. molecule destroy -s <name>, always, also when a step failed or the run is interrupted.
 # A failing scenario does not stop the next one; the exit status is non-zero if any step failed.
 #
@@ -84,8 +84,8 @@ for scenario in "${scenarios[@]}"; do
         failed+=("molecule:${scenario}")
     elif [[ "${scenario}" == default ]]; then
         if [[ -d tests/browser ]]; then
-            log "default: browser tests against https://127.0.0.1:8443"
-            if ! COMMENTS_BASE_URL="${COMMENTS_BASE_URL:-https://127.0.0.1:8443}" \
+            log "default: browser tests against https://127.0.0.1:18443"
+            if ! COMMENTS_BASE_URL="${COMMENTS_BASE_URL:-https://127.0.0.1:18443}" \
                 run pytest tests/browser --junitxml="${junit}/browser.xml" -o junit_suite_name=browser; then
                 failed+=("browser")
             fi
