@@ -30,7 +30,7 @@ SLOW_STAGES :=
 TEST_STAGES := lint test-app test-molecule $(if $(filter 1,$(SLOW)),$(SLOW_STAGES))
 
 # Python code that ruff checks (only the folders that exist).
-RUFF_PATHS := $(wildcard app tests scripts bench)
+RUFF_PATHS := $(wildcard app tests scripts bench molecule)
 
 .PHONY: help bootstrap images wheelhouse wheelhouse-check lint test-app test-molecule test \
 	demo demo-down clean distclean
