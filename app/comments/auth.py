@@ -70,6 +70,8 @@ class WebSocketAuthMiddleware(BaseMiddleware):
                 user = None
             if user is not None:
                 scope["user"] = user
+                # For the access watcher (comments/access.py): a socket opened with a token closes when it is deleted.
+                scope["auth_token"] = parts[1].decode("ascii")
         if not scope["user"].is_authenticated:
             scope["auth_failed"] = True
         return await self.inner(scope, receive, send)

@@ -1,38 +1,51 @@
 """The WebSockets of docs/protocol.md: a graph's live discussion, and a user's own notifications.
 
-Cost per relayed event is one `send` of text that was encoded once by the writer (comments/broadcast.py): no
-database query, no JSON encoding per viewer. The database is touched on connect, on resume, to fill a gap, on
+Cost per relayed event is one `send` of text that was encoded once by the writer (comments/broadcast.py), made
+straight from the worker's one subscription to the graph (comments/fanout.py): no queue, no task switch, no
+decoding, no database query and no JSON encoding per viewer. The database is touched on connect, on resume, to fill a gap, on
 `comment.create` and when access may have changed, each in a small `database_sync_to_async` helper.
 
-Ordering: Channels handles one message of a consumer at a time (client frames and channel-layer messages alike),
-so while a handler awaits the database, live events wait in the consumer's queue. That is what makes resume and
-gap filling exact: every event sent moves `last_sent` on by one, and a queued live event at or below it is dropped.
+Failures: whatever a handler raises, the socket is closed with 4011 and leaves its groups, presence and watcher
+(`ProtocolConsumer.dispatch`); and whatever ends a consumer, even a cancellation that skips `disconnect`, takes it out
+of presence (`ProtocolConsumer.__call__`). So a crash can neither reach the client as Daphne's 1011 nor leave a ghost
+viewer behind. Close codes are in the 4000-4999 range: Daphne refuses 1008 and 1009 from an application.
+
+Ordering: a graph socket's stream is put in order under its `ordering` lock (connect, resume, gap fill); live
+events that arrive meanwhile wait in its `pending` list and are replayed in order once the lock is free. That is
+what makes resume and gap filling exact: every event sent moves `last_sent` on by one, and a live event at or below
+it is dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import logging
 import time
 import weakref
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from comments import broadcast, presence, services
+from comments import access, broadcast, drain, fanout, presence, services
+from comments.access import NOT_AUTHENTICATED, NOT_FOUND
 from comments.models import Event
+from config import inputs, throttling
 from config.api import validation_error_detail
 from graphs.models import Graph
 
-# Close codes of docs/protocol.md.
-NOT_AUTHENTICATED = 4401
-FORBIDDEN = 4403
-NOT_FOUND = 4404
-MESSAGE_TOO_BIG = 1009
-POLICY_VIOLATION = 1008
+logger = logging.getLogger(__name__)
+
+# Close codes of docs/protocol.md (NOT_AUTHENTICATED 4401 and NOT_FOUND 4404 come from comments/access.py). Daphne
+# accepts only 1000 and 3000-4999 from an application, so the standard 1008 and 1009 are mirrored as 4008 and 4009.
+POLICY_VIOLATION = 4008
+MESSAGE_TOO_BIG = 4009
+INTERNAL_ERROR = 4011
+GOING_AWAY = drain.GOING_AWAY  # 4012: this worker is stopping; reconnect (after the back-off) and resume
+TOO_MANY_SOCKETS = 4429
 
 # Stored events are sent in batches of this many (the REST event log's page size too).
 RESUME_BATCH = 500
@@ -79,19 +92,34 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
     """The frame rules both sockets share: size, binary, JSON, rate limit, errors, ping.
 
     Client messages `{"type": "a.b", ...}` go to `client_<a_b>(content)`; channel-layer messages keep Channels'
-    naming (`graph.event` -> `graph_event`).
+    naming (`user.notification` -> `user_notification`).
     """
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.limiter = RateLimiter(settings.WEBSOCKET_RATE_PER_SECOND, settings.WEBSOCKET_RATE_BURST)
         self.closing = False
+        self.accepted = False
         self.user = None
+        # What the access watcher needs (comments/access.py).
+        self.user_id: int | None = None
+        self.token_key: str | None = None
+        self.watcher: access.AccessWatcher | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # Also when Daphne cancels the consumer (a worker stopping), where `disconnect` never runs.
+            self.forget()
 
     async def websocket_connect(self, message) -> None:
         user = self.scope.get("user")
         # Unwrap Channels' lazy user once, so that the ORM gets a real model instance in every helper.
         self.user = getattr(user, "_wrapped", user)
+        if self.user is not None and self.user.is_authenticated:
+            self.user_id = self.user.pk
+            self.token_key = self.scope.get("auth_token")
         await super().websocket_connect(message)
 
     async def dispatch(self, message) -> None:
@@ -99,9 +127,47 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         # for a relayed event that would be one executor round trip per viewer. Every database access here goes
         # through database_sync_to_async, which closes stale connections itself.
         handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+        try:
+            if handler is None:
+                raise ValueError(f"No handler for message type {message['type']}")
+            await handler(message)
+        except StopConsumer:
+            raise
+        except Exception:
+            # One rule for every handler: a documented close code, never Daphne's 1011, and nothing left behind.
+            logger.exception(
+                "WebSocket %s failed on %s; closing it with %s",
+                self.scope.get("path"),
+                message.get("type"),
+                INTERNAL_ERROR,
+            )
+            await self.fail()
+
+    async def fail(self) -> None:
+        """Close with 4011 after an error of ours, as far as the socket still allows."""
+        self.forget()
+        try:
+            if not self.accepted and not self.closing:
+                await self.accept()
+            await self.refuse(INTERNAL_ERROR)
+        except Exception:
+            logger.warning("Could not close the failed socket cleanly", exc_info=True)
+
+    async def accept(self, subprotocol=None, headers=None) -> None:
+        await super().accept(subprotocol, headers)
+        self.accepted = True
+
+    async def admit(self, graph_id: int | None) -> bool:
+        """Count this socket against its user's limit and put it under the access watcher; False if refused."""
+        if drain.draining():
+            await self.refuse(drain.GOING_AWAY)
+            return False
+        self.watcher = access.watcher()
+        if self.user_id is not None and self.watcher.sockets_of(self.user_id) >= settings.WEBSOCKET_MAX_PER_USER:
+            await self.refuse(TOO_MANY_SOCKETS)
+            return False
+        await self.watcher.add(self, graph_id)
+        return True
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.closing:
@@ -124,12 +190,21 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
             await self.refuse(MESSAGE_TOO_BIG)
             return
         try:
-            content = json.loads(text_data)
+            content = inputs.loads(text_data, settings.WEBSOCKET_JSON_MAX_DEPTH)
+        except inputs.TooDeep as error:
+            await self.send_error("invalid_json", f"The frame is {error}")
+            return
         except ValueError:
             await self.send_error("invalid_json", "The frame is not valid JSON.")
             return
         if not isinstance(content, dict) or not isinstance(content.get("type"), str):
             await self.send_error("invalid_frame", 'Send a JSON object with a "type".')
+            return
+        bad = inputs.find_bad_text(content)
+        if bad is not None:
+            # Answered before any handler sees it, and without echoing it (it cannot be encoded as UTF-8).
+            field, problem = bad
+            await self.send_error("invalid", f"{field}: {problem}", errors={field: [problem]})
             return
         kind = content["type"]
         handler = getattr(self, "client_" + kind.replace(".", "_"), None) if kind.replace(".", "").isalnum() else None
@@ -159,33 +234,55 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         """Close with a protocol code and stop hearing the channel layer at once."""
         if self.closing:
             return
-        await self.leave()
         self.closing = True
-        await self.close(code)
+        try:
+            await self.leave()
+        finally:
+            if not self.accepted:
+                # A close before the handshake is answered would be a bare HTTP 403, without the code.
+                await self.accept()
+            await self.close(code)
+
+    def forget(self) -> None:
+        """Drop this socket from this worker's in-memory registries (no I/O: safe while being cancelled)."""
+        if self.watcher is not None:
+            self.watcher.remove(self)
 
     async def leave(self) -> None:
-        for group in self.groups:
+        """Stop hearing every group, and leave the registries."""
+        self.forget()
+        groups, self.groups = self.groups, []
+        for group in groups:
             await self.channel_layer.group_discard(group, self.channel_name)
-        self.groups = []
 
     async def disconnect(self, code) -> None:
         self.closing = True
+        await self.leave()
 
 
 @database_sync_to_async
-def refusal_code(graph_id: int, user) -> int | None:
-    """None if the user may view the graph, else the close code saying why not."""
-    graph = Graph.objects.filter(pk=graph_id).first() if graph_id <= MAX_ID else None
-    if graph is None:
-        return NOT_FOUND
-    if graph.can_view(user):
-        return None
-    return FORBIDDEN if user.is_authenticated else NOT_AUTHENTICATED
+def admission(graph_id: int, user) -> tuple[int | None, int]:
+    """(None if the user may view the graph, else the close code saying why not; the graph's last seq).
 
-
-@database_sync_to_async
-def last_seq(graph_id: int) -> int | None:
-    return Graph.objects.filter(pk=graph_id).values_list("last_seq", flat=True).first()
+    Private and missing graphs get the same code, as in REST. Only the columns the check needs are read: a graph's
+    elements can be 2 MB.
+    """
+    graph = (
+        Graph.objects.filter(pk=graph_id).only("id", "public", "owner_id", "last_seq").first()
+        if graph_id <= MAX_ID
+        else None
+    )
+    allowed = graph is not None and graph.can_view(user)
+    if graph is not None and user.is_authenticated and not user.is_active:
+        allowed = False
+    code = access.verdict(
+        user.pk if user.is_authenticated else None,
+        exists=graph is not None,
+        public=graph is not None and graph.public,
+        active={user.pk} if user.is_authenticated and user.is_active else set(),
+        allowed={user.pk} if allowed and user.is_authenticated else set(),
+    )
+    return code, graph.last_seq if graph is not None else 0
 
 
 @database_sync_to_async
@@ -219,9 +316,21 @@ async def stored_frames(graph_id: int, after: int, upto: int | None, limit: int)
     return await asyncio.shield(future)
 
 
+class Throttled(Exception):
+    """Over the user's comment rate (the same limit as REST's, settings.THROTTLE_RATES)."""
+
+    def __init__(self, wait: int) -> None:
+        super().__init__(f"Too many comments: try again in {wait} s.")
+        self.wait = wait
+
+
 @database_sync_to_async
 def create_comment(graph_id: int, user, content: dict) -> Event:
-    graph = Graph.objects.filter(pk=graph_id).first()
+    if user.is_authenticated:
+        wait = throttling.hit("comments.user", str(user.pk))
+        if wait is not None:
+            raise Throttled(wait)
+    graph = Graph.objects.filter(pk=graph_id).defer("elements").first()
     if graph is None:
         raise Graph.DoesNotExist("The graph no longer exists.")
     return services.create_comment(
@@ -242,6 +351,15 @@ class GraphConsumer(ProtocolConsumer):
     floor = 0
     last_sent = 0
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Held while this socket's stream is being put in order (connect, resume, gap fill): live events that
+        # arrive meanwhile wait in `pending` and are replayed in order afterwards.
+        self.ordering = asyncio.Lock()
+        self.pending: list[dict] = []
+        self.replaying: asyncio.Task | None = None
+        self.fanout: fanout.FanOut | None = None
+
     async def connect(self) -> None:
         # Accept first: a close code can only be given on an open socket (a refused handshake is a bare 403).
         await self.accept()
@@ -249,58 +367,83 @@ class GraphConsumer(ProtocolConsumer):
             await self.refuse(NOT_AUTHENTICATED)
             return
         self.graph_id = self.scope["url_route"]["kwargs"]["graph_id"]
-        code = await refusal_code(self.graph_id, self.user)
-        if code is not None:
-            await self.refuse(code)
+        if self.graph_id > MAX_ID:
+            await self.refuse(NOT_FOUND if self.user_id is not None else NOT_AUTHENTICATED)
             return
-        group = broadcast.graph_group(self.graph_id)
-        await self.channel_layer.group_add(group, self.channel_name)
-        self.groups.append(group)
-        # Read last_seq only now that we hear the group: an event committed after this read is broadcast after it,
-        # so it reaches us live; one at or below it is in what the client may ask for with `resume`.
-        seq = await last_seq(self.graph_id)
-        if seq is None:
-            await self.refuse(NOT_FOUND)
+        if not await self.admit(self.graph_id):
             return
-        self.floor = self.last_sent = seq
-        user = {"id": self.user.pk, "username": self.user.username} if self.user.is_authenticated else None
-        await self.send_frame(encode({"type": "hello", "user": user, "last_seq": seq}))
-        self.presence = presence.tracker()
-        self.presence.join(self.graph_id, self, self.user)
+        async with self.ordering:
+            # Hear the graph (and the watcher hear accounts) before checking access and reading last_seq: an access
+            # change made after the check is announced after it, so it reaches us; an event committed after the
+            # read is broadcast after it, so it reaches us live, and one at or below it is what `resume` asks for.
+            self.fanout = fanout.hub()
+            await self.fanout.join(self.graph_id, self)
+            code, seq = await admission(self.graph_id, self.user)
+            if code is not None:
+                await self.refuse(code)
+                return
+            self.floor = self.last_sent = seq
+            user = {"id": self.user.pk, "username": self.user.username} if self.user.is_authenticated else None
+            await self.send_frame(encode({"type": "hello", "user": user, "last_seq": seq}))
+            self.presence = presence.tracker()
+            self.presence.join(self.graph_id, self, self.user)
+        self.replay_pending()
 
-    async def leave(self) -> None:
-        await super().leave()
+    def forget(self) -> None:
+        super().forget()
+        if self.fanout is not None:
+            self.fanout.leave(self.graph_id, self)
+            self.fanout = None
         if getattr(self, "presence", None) is not None:
             self.presence.leave(self.graph_id, self)
             self.presence = None
+        if self.replaying is not None and self.replaying is not asyncio.current_task():
+            self.replaying.cancel()
 
-    async def disconnect(self, code) -> None:
-        await self.leave()
-        await super().disconnect(code)
+    # --- live events, from this worker's fan-out (comments/fanout.py) ---
 
-    # --- channel-layer messages (comments/broadcast.py) ---
-
-    async def graph_event(self, message: dict) -> None:
-        """Relay one event, in order and once: fetch any missed ones from the database first."""
+    async def deliver(self, message: dict) -> None:
+        """Send one live event if it is the next one; otherwise queue it for an orderly replay."""
         if self.closing:
+            return
+        if self.ordering.locked() or self.pending:
+            self.pending.append(message)
+            self.replay_pending()
             return
         seq = message["seq"]
         if seq <= self.last_sent:
             return  # already sent: by a resume, a gap fill, or this is a late copy
+        if seq == self.last_sent + 1:
+            self.last_sent = seq  # before the await, so that no other delivery can send it too
+            await self.send_frame(message["text"])
+            return
+        self.pending.append(message)  # a gap: filled from the database by the replay
+        self.replay_pending()
+
+    def replay_pending(self) -> None:
+        if self.pending and not self.closing and (self.replaying is None or self.replaying.done()):
+            self.replaying = asyncio.get_running_loop().create_task(self._replay())
+
+    async def _replay(self) -> None:
+        try:
+            async with self.ordering:
+                while self.pending and not self.closing:
+                    await self.relay(self.pending.pop(0))
+        except Exception:
+            logger.exception("WebSocket %s failed to replay live events; closing it", self.scope.get("path"))
+            await self.fail()
+
+    async def relay(self, message: dict) -> None:
+        """Relay one event, in order and once: fetch any missed ones from the database first. Hold `ordering`."""
+        seq = message["seq"]
+        if seq <= self.last_sent:
+            return
         if seq > self.last_sent + 1:
             # Events below `seq` are committed (numbers are taken under the graph's row lock), but their broadcasts
             # have not come yet (another worker was slower) or got lost: take them from the database.
             await self.send_stored(self.last_sent, seq - 1)
         await self.send_frame(message["text"])
         self.last_sent = seq
-
-    async def graph_access(self, message: dict) -> None:
-        """The graph was made private, unshared or deleted: close if this viewer may no longer see it."""
-        if self.closing:
-            return
-        code = await refusal_code(self.graph_id, self.user)
-        if code is not None:
-            await self.refuse(code)
 
     async def send_stored(self, after: int, upto: int | None) -> int:
         """Send the stored events with after < seq <= upto (no upper bound if None); return the last seq sent."""
@@ -318,18 +461,29 @@ class GraphConsumer(ProtocolConsumer):
     # --- client messages ---
 
     async def client_resume(self, content: dict) -> None:
-        """Send every stored event after `after_seq` that this socket has not sent, then go on live."""
+        """Send every stored event after `after_seq` that this socket has not sent, then go on live.
+
+        Access is checked again first: a resume follows a reconnect, when a lost `graph.access` is most likely.
+        """
         after = content.get("after_seq")
-        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0 or after > MAX_ID:
             await self.send_error(
                 "invalid",
                 "after_seq: give the seq of the last event you have (0 for all).",
                 errors={"after_seq": ["Give the seq of the last event you have (0 for all)."]},
             )
             return
+        async with self.ordering:
+            await self.resume(after)
+        self.replay_pending()
+
+    async def resume(self, after: int) -> None:
+        code, latest = await admission(self.graph_id, self.user)
+        if code is not None:
+            await self.refuse(code)
+            return
         if after > self.last_sent:
-            latest = await last_seq(self.graph_id)
-            if latest is None or after > latest:
+            if after > latest:
                 message = f"There is no event {after} yet; the last is {latest or 0}."
                 await self.send_error("invalid", f"after_seq: {message}", errors={"after_seq": [message]})
                 return
@@ -349,24 +503,40 @@ class GraphConsumer(ProtocolConsumer):
             problem = f"Give a client_id: a string of 1 to {CLIENT_ID_MAX_LENGTH} characters."
             await self.send_error("invalid", f"client_id: {problem}", errors={"client_id": [problem]})
             return
+        # Under the ordering lock, so that the sender gets its ack before the comment's event (which the fan-out
+        # may bring while the write is still answering): the event waits in `pending` until the ack is sent.
+        async with self.ordering:
+            answer = await self.create(client_id, content)
+            await self.send_frame(answer)
+        self.replay_pending()
+
+    async def create(self, client_id: str, content: dict) -> str:
+        """Write the comment; the frame answering it (an ack, or an error)."""
         try:
             event = await create_comment(self.graph_id, self.user, content)
         except ValidationError as error:
             message, errors = validation_error_detail(error)
             extra = {"errors": errors} if errors else {}
-            await self.send_error("invalid", message, client_id=client_id, **extra)
-            return
+            return encode({"type": "error", "code": "invalid", "message": message, "client_id": client_id, **extra})
         except PermissionDenied as error:
-            await self.send_error("forbidden", str(error) or "Not allowed.", client_id=client_id)
-            return
+            message = str(error) or "Not allowed."
+            return encode({"type": "error", "code": "forbidden", "message": message, "client_id": client_id})
+        except Throttled as error:
+            return encode(
+                {
+                    "type": "error",
+                    "code": "throttled",
+                    "message": str(error),
+                    "client_id": client_id,
+                    "retry_after": error.wait,
+                }
+            )
         except Graph.DoesNotExist:
-            await self.send_error("not_found", "The graph no longer exists.", client_id=client_id)
-            return
-        # The event itself reaches every viewer, this one included, through the group like any other: the ack only
-        # tells the sender which seq its comment got.
-        await self.send_frame(
-            encode({"type": "ack", "client_id": client_id, "seq": event.seq, "comment": event.payload})
-        )
+            message = "The graph no longer exists."
+            return encode({"type": "error", "code": "not_found", "message": message, "client_id": client_id})
+        # The event itself reaches every viewer, this one included, through the fan-out like any other: the ack
+        # only tells the sender which seq its comment got.
+        return encode({"type": "ack", "client_id": client_id, "seq": event.seq, "comment": event.payload})
 
 
 class NotificationConsumer(ProtocolConsumer):
@@ -376,6 +546,8 @@ class NotificationConsumer(ProtocolConsumer):
         if self.scope.get("auth_failed") or not self.user.is_authenticated:
             await self.accept()
             await self.refuse(NOT_AUTHENTICATED)
+            return
+        if not await self.admit(None):
             return
         group = broadcast.user_group(self.user.pk)
         # Join before accepting, so that a client that sees the socket open hears every later mention.

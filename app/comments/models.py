@@ -34,7 +34,9 @@ class Comment(models.Model):
 
     graph = models.ForeignKey(Graph, on_delete=models.CASCADE, related_name="comments")
     parent = models.ForeignKey("self", on_delete=models.CASCADE, null=True, blank=True, related_name="replies")
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="comments")
+    # PROTECT: deleting the author would take the comment, the replies of its thread and their numbered events
+    # with it, leaving holes in the graph's sequence. People leave by anonymisation (accounts.services).
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="comments")
     # Stored exactly as written; every renderer escapes it.
     body = models.TextField(max_length=settings.COMMENT_MAX_LENGTH)
     anchor_nodes = ArrayField(models.CharField(max_length=255), default=list, blank=True)
@@ -92,7 +94,8 @@ class Comment(models.Model):
 
 class CommentReaction(models.Model):
     comment = models.ForeignKey(Comment, on_delete=models.CASCADE, related_name="reactions")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # PROTECT: a reaction is part of what the comment's events announced; it does not vanish without an event.
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     reaction = models.CharField(max_length=16, choices=Reaction.choices)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -157,7 +160,7 @@ class Notification(models.Model):
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.MENTION)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     graph = models.ForeignKey(Graph, on_delete=models.CASCADE, related_name="+")
     comment = models.ForeignKey(Comment, on_delete=models.CASCADE, related_name="notifications")
     read_at = models.DateTimeField(null=True, blank=True)

@@ -25,6 +25,11 @@ viewers script builds the hash names from the sorted set's members, which a sing
 allows; Redis Cluster would need the keys of one graph in one hash slot.
 
 Anonymous viewers of a public graph get the frames but are not listed: presence lists people.
+
+Bounded for a lecture hall: a frame carries the number of people viewing and the first PRESENCE_MAX_LISTED of them
+by name (never 5,000 names), and a graph's list is sent to its sockets at most once per PRESENCE_MIN_INTERVAL
+seconds however many join or leave, so joins cost O(1) frames per viewer per second. A socket that has had no list
+yet gets the current one at once.
 """
 
 from __future__ import annotations
@@ -148,6 +153,8 @@ class LocalGraph:
     # Sockets that have not received a presence frame yet.
     waiting: set[Viewer] = field(default_factory=set)
     last_text: str | None = None
+    # When the list last went to every socket of the graph (event-loop time).
+    last_sent_at: float = float("-inf")
 
     def fields(self) -> dict[str, str]:
         return dict(self.users.keys())  # {user id: username}
@@ -164,12 +171,19 @@ class PresenceTracker:
         ttl: float = 20,
         refresh: float = 5,
         coalesce: float = 0.1,
+        max_listed: int = 50,
+        min_interval: float = 1.0,
     ) -> None:
         self.redis_url = redis_url
         self.process_id = process_id or uuid.uuid4().hex
         self.ttl = max(1, int(ttl))
         self.refresh = refresh
         self.coalesce = coalesce
+        self.max_listed = max_listed
+        self.min_interval = min_interval
+        # Graphs whose changed list waits for its PRESENCE_MIN_INTERVAL, and when the earliest may go.
+        self.deferred: set[int] = set()
+        self._deferred_due = float("inf")
         self.graphs: dict[int, LocalGraph] = {}
         self.changed: set[int] = set()  # graphs whose local users changed: write them and announce
         self.stale: set[int] = set()  # graphs whose viewers must be read again and sent
@@ -232,8 +246,9 @@ class PresenceTracker:
                 return
             self._refresh_due = loop.time() + self.refresh
             while True:
+                due = min(self._refresh_due, self._deferred_due)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, self._refresh_due - loop.time()))
+                    await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, due - loop.time()))
                 # Let a burst of joins and leaves settle into one write and one frame.
                 await asyncio.sleep(self.coalesce)
                 self._wake.clear()
@@ -332,6 +347,11 @@ class PresenceTracker:
         for graph_id in self.subscribed - set(self.graphs):
             await self._layer.group_discard(announce_group(graph_id), self._channel)
             self.subscribed.discard(graph_id)
+        now = asyncio.get_running_loop().time()
+        if now >= self._deferred_due:
+            self.stale.update(self.deferred)
+            self.deferred.clear()
+            self._deferred_due = float("inf")
         for graph_id in list(self.stale):
             self.stale.discard(graph_id)
             if graph_id in self.graphs:
@@ -363,9 +383,20 @@ class PresenceTracker:
         local = self.graphs.get(graph_id)
         if local is None:
             return
-        text = json.dumps({"type": "presence", "viewers": viewers}, ensure_ascii=False, separators=(",", ":"))
-        targets = list(local.sockets) if text != local.last_text else list(local.waiting)
-        local.last_text = text
+        frame = {"type": "presence", "count": len(viewers), "viewers": viewers[: self.max_listed]}
+        text = json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+        now = asyncio.get_running_loop().time()
+        if text == local.last_text:
+            targets = list(local.waiting)
+        elif now - local.last_sent_at < self.min_interval:
+            # Changed again too soon: the new sockets get it now, the others with the next round.
+            targets = list(local.waiting)
+            self.deferred.add(graph_id)
+            self._deferred_due = min(self._deferred_due, local.last_sent_at + self.min_interval)
+        else:
+            targets = list(local.sockets)
+            local.last_text = text
+            local.last_sent_at = now
         local.waiting.difference_update(targets)
         for socket in targets:
             try:
@@ -397,6 +428,8 @@ def tracker() -> PresenceTracker:
             ttl=settings.PRESENCE_TTL_SECONDS,
             refresh=settings.PRESENCE_REFRESH_SECONDS,
             coalesce=settings.PRESENCE_COALESCE_SECONDS,
+            max_listed=settings.PRESENCE_MAX_LISTED,
+            min_interval=settings.PRESENCE_MIN_INTERVAL_SECONDS,
         )
     return found
 

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from comments import broadcast
 from comments.models import Comment, CommentReaction, Event, EventKind, Notification, Reaction
+from config import inputs
 from graphs.models import Graph
 
 MENTION_PATTERN = re.compile(r"(?<![\w@])@([\w.+-]{1,150})")
@@ -93,6 +94,14 @@ def _record(comment: Comment, kind: EventKind) -> Event:
     return event
 
 
+def _rewrite_stored_bodies(comment: Comment, *, body: str | None, mentions: list[str], **extra) -> None:
+    """Make every stored event of the comment carry this body and these mentions (and `extra` fields)."""
+    events = list(Event.objects.filter(comment=comment).only("pk", "payload"))
+    for stored in events:
+        stored.payload = {**stored.payload, "body": body, "mentions": mentions, **extra}
+    Event.objects.bulk_update(events, ["payload"], batch_size=500)
+
+
 def _clean_body(body: object) -> str:
     if not isinstance(body, str):
         raise ValidationError({"body": ["The body must be a string."]})
@@ -100,6 +109,14 @@ def _clean_body(body: object) -> str:
         raise ValidationError({"body": ["The body must not be empty."]})
     if len(body) > settings.COMMENT_MAX_LENGTH:
         raise ValidationError({"body": [f"The body is longer than {settings.COMMENT_MAX_LENGTH} characters."]})
+    # The REST parser refuses such text already; the WebSocket path reaches this function with whatever it parsed.
+    problem = inputs.text_problem(body)
+    if problem:
+        raise ValidationError({"body": [problem]})
+    # A cap, not a silent cut: notifying only the first N would drop the others without anyone knowing.
+    limit = settings.COMMENT_MAX_MENTIONS
+    if len(set(MENTION_PATTERN.findall(body))) > limit:
+        raise ValidationError({"body": [f"A comment may name at most {limit} people with @."]})
     return body
 
 
@@ -108,6 +125,10 @@ def _clean_ids(field: str, values: object, known: Sequence[str]) -> list[str]:
         return []
     if not isinstance(values, list) or not all(isinstance(value, str) for value in values):
         raise ValidationError({field: ["Give a list of element ids."]})
+    # Checked before the ids are named in an error message, which must itself be text that can be sent.
+    problem = next(filter(None, map(inputs.text_problem, values)), None)
+    if problem:
+        raise ValidationError({field: [f"An element id: {problem}"]})
     known_set = set(known)
     missing = [value for value in values if value not in known_set]
     if missing:
@@ -185,7 +206,11 @@ def edit_comment(*, user, comment: Comment, body: object) -> Event:
     comment.edited_at = timezone.now()
     comment.save(update_fields=["body", "edited_at"])
     _notify_mentions(comment, already=already)
-    return _record(_fresh(comment.pk), EventKind.COMMENT_EDITED)
+    event = _record(_fresh(comment.pk), EventKind.COMMENT_EDITED)
+    # The older events of the comment keep their numbers and what else they say, but carry only the newest body:
+    # an author who edits out a mistake (a pasted password, a wrong name) expects it gone from replays too.
+    _rewrite_stored_bodies(comment, body=event.payload["body"], mentions=event.payload["mentions"])
+    return event
 
 
 @transaction.atomic
@@ -200,7 +225,11 @@ def delete_comment(*, user, comment: Comment) -> Event:
     comment.deleted_at = timezone.now()
     comment.save(update_fields=["body", "deleted_at"])
     comment.mentions.clear()
-    return _record(_fresh(comment.pk), EventKind.COMMENT_DELETED)
+    event = _record(_fresh(comment.pk), EventKind.COMMENT_DELETED)
+    # Tombstones: every stored event of the comment stays, numbered, but without its text, so that neither a resume
+    # nor the event log can bring the deleted body back.
+    _rewrite_stored_bodies(comment, body=None, mentions=[], deleted=True)
+    return event
 
 
 @transaction.atomic

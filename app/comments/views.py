@@ -31,6 +31,7 @@ from comments.serializers import (
     ReactionSerializer,
     ReadAllSerializer,
 )
+from config.throttling import CommentWriteThrottle, ReactionThrottle
 from graphs.models import Graph
 from graphs.permissions import SignedInOrPublicRead, not_visible, visible_graph
 from graphs.serializers import UserSerializer
@@ -126,6 +127,7 @@ class GraphCommentList(GraphScopedMixin, generics.ListCreateAPIView):
     serializer_class = CommentSerializer
     pagination_class = CommentPagination
     permission_classes = [SignedInOrPublicRead]
+    throttle_classes = [CommentWriteThrottle]  # the POST only: reads are not counted
     anonymous_read = True
 
     def get_queryset(self):
@@ -237,6 +239,18 @@ class CommentViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     lookup_value_regex = r"\d+"
     permission_classes = [SignedInOrPublicRead]
     anonymous_read = {"retrieve"}
+    # Changes that make an event count against the rate limits; pins are private and make none.
+    throttles_by_action = {
+        "partial_update": CommentWriteThrottle,
+        "destroy": CommentWriteThrottle,
+        "resolve": CommentWriteThrottle,
+        "reopen": CommentWriteThrottle,
+        "reactions": ReactionThrottle,
+    }
+
+    def get_throttles(self):
+        throttle = self.throttles_by_action.get(self.action)
+        return [throttle()] if throttle else []
 
     def get_queryset(self):
         return comment_queryset().filter(graph__in=Graph.objects.visible_to(self.request.user))

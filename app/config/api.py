@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import io
+import json
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions, parsers
+from rest_framework.utils.json import strict_constant
+
+from config import inputs
 
 
 class RequestTooLarge(exceptions.APIException):
@@ -17,20 +20,44 @@ class RequestTooLarge(exceptions.APIException):
 
 
 class JSONParser(parsers.JSONParser):
-    """DRF's JSON parser, held to Django's DATA_UPLOAD_MAX_MEMORY_SIZE.
+    """DRF's JSON parser, held to the limits every client text meets before it goes further (config/inputs.py).
 
-    DRF reads the body as a stream, which bypasses Django's own check of that limit: without this, a client could
-    make the server read and parse a body of any size before the graph's 2 MB rule ever looked at it.
+    - The size: DATA_UPLOAD_MAX_MEMORY_SIZE. DRF reads the body as a stream, which bypasses Django's own check of
+      that limit: without this, a client could make the server read and parse a body of any size (a 413).
+    - The nesting: JSON_MAX_DEPTH levels of arrays and objects, counted before parsing, because Python's parser
+      recurses (5,000 `[` were a RecursionError, a 500). A `parse_error`.
+    - The text: no NUL and no lone surrogate in any string or key (`"\\u0000"` and `"\\ud800"` are valid JSON that
+      PostgreSQL and UTF-8 refuse). An `invalid` error naming the field, as any other bad field: every view gets
+      text it can store, whatever it does with it.
+    NaN and Infinity stay refused, as DRF's STRICT_JSON does (PostgreSQL's jsonb refuses them too).
     """
 
     def parse(self, stream, media_type=None, parser_context=None):
+        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
+        try:
+            text = self._read(stream).decode(encoding)
+        except UnicodeDecodeError as error:
+            raise exceptions.ParseError(f"JSON parse error - {error}") from None
+        limit = settings.JSON_MAX_DEPTH
+        if inputs.nesting_depth_exceeds(text, limit):
+            raise exceptions.ParseError(f"JSON parse error - nested deeper than {limit} levels of arrays and objects.")
+        try:
+            data = json.loads(text, parse_constant=strict_constant)
+        except ValueError as error:
+            raise exceptions.ParseError(f"JSON parse error - {error}") from None
+        bad = inputs.find_bad_text(data)
+        if bad is not None:
+            field, problem = bad
+            raise exceptions.ValidationError({field: [problem]})
+        return data
+
+    @staticmethod
+    def _read(stream) -> bytes:
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        if limit is not None:
-            body = stream.read(limit + 1)
-            if len(body) > limit:
-                raise RequestTooLarge(f"The request body is larger than {limit} bytes.")
-            stream = io.BytesIO(body)
-        return super().parse(stream, media_type, parser_context)
+        body = stream.read(limit + 1) if limit is not None else stream.read()
+        if limit is not None and len(body) > limit:
+            raise RequestTooLarge(f"The request body is larger than {limit} bytes.")
+        return body
 
 
 def validation_error_detail(error: DjangoValidationError) -> tuple[str, dict | None]:

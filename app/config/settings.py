@@ -8,6 +8,7 @@ rather than running with a guessed secret or a database nobody meant. Everything
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -51,6 +52,26 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}.") from None
 
 
+def env_rate(name: str, default: str) -> str | None:
+    """A rate limit such as 30/min (per s, min, h or day) for config/throttling.py; "off" for none."""
+    value = os.environ.get(name, "").strip() or default
+    if value.lower() == "off":
+        return None
+    if not re.fullmatch(r"\d+/(s|sec|second|m|min|minute|h|hour|d|day)", value):
+        raise ImproperlyConfigured(f"{name} must be a rate such as 30/min (or /s, /h, /day) or off, not {value!r}.")
+    return value
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {value!r}.") from None
+
+
 def database_from_url(url: str) -> dict:
     """Turn postgres://user:password@host:port/name into a Django DATABASES entry."""
     parts = urlsplit(url)
@@ -90,6 +111,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "channels",
+    "accounts",
     "graphs",
     "comments",
     "web",
@@ -98,6 +120,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "web.middleware.ContentSecurityPolicyMiddleware",
+    # Before anything reads the query string (sessions, authentication, views): a NUL in it is a 400.
+    "config.middleware.QueryTextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -129,6 +153,17 @@ DATABASES = {"default": database_from_url(env_required("DATABASE_URL"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_required("REDIS_URL")
+# Django's cache is the same Redis, under its own key prefix: the rate-limit counters (config/throttling.py) must be
+# shared by every mod_wsgi process and host, which a per-process memory cache would not do.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "comments-cache",
+        # Fail fast: without Redis the limits are skipped (config/throttling.py), the request goes on.
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    },
+}
 CHANNEL_LAYERS = {
     "default": {
         # The pub/sub layer: one SUBSCRIBE per graph per worker and one PUBLISH per event. The list-based
@@ -189,7 +224,29 @@ GRAPH_MAX_ELEMENTS = env_int("GRAPH_MAX_ELEMENTS", 5000)
 GRAPH_MAX_BYTES = env_int("GRAPH_MAX_BYTES", 2 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = GRAPH_MAX_BYTES + 64 * 1024
 COMMENT_MAX_LENGTH = 10_000
+# People one comment may name with @ (each one a notification): a comment naming more is refused, not cut.
+COMMENT_MAX_MENTIONS = env_int("COMMENT_MAX_MENTIONS", 20)
 WEBSOCKET_MAX_FRAME_BYTES = 64 * 1024
+# Deepest nesting of arrays and objects accepted in a JSON body or frame, checked before parsing (config/inputs.py).
+JSON_MAX_DEPTH = 64
+WEBSOCKET_JSON_MAX_DEPTH = 32
+# Rate limits of the REST writes and of sign-in (config/throttling.py, docs/protocol.md): per user and per client
+# address, a 429 with Retry-After beyond them. Chosen so that no person reaches them and a script soon does:
+# - a comment takes a person more than two seconds to write, so 30 a minute is beyond any human pace but stops a
+#   script flooding a discussion (each comment is a stored event and a frame to every viewer); edits, deletes,
+#   resolves and reopens count with them;
+# - an address may be a whole lab behind one NAT: four times a person's allowance;
+# - reactions are single clicks, often taken back: twice the comments' rate;
+# - sign-in: 10 attempts a minute at one username from one address is plenty for typos and slow for guessing; 30
+#   a minute from one address bounds guesses spread over many usernames.
+THROTTLE_RATES = {
+    "comments.user": env_rate("THROTTLE_COMMENTS_PER_USER", "30/min"),
+    "comments.address": env_rate("THROTTLE_COMMENTS_PER_ADDRESS", "120/min"),
+    "reactions.user": env_rate("THROTTLE_REACTIONS_PER_USER", "60/min"),
+    "reactions.address": env_rate("THROTTLE_REACTIONS_PER_ADDRESS", "240/min"),
+    "login.address_username": env_rate("THROTTLE_LOGINS_PER_ADDRESS_AND_USERNAME", "10/min"),
+    "login.address": env_rate("THROTTLE_LOGINS_PER_ADDRESS", "30/min"),
+}
 WEBSOCKET_RATE_PER_SECOND = env_int("WEBSOCKET_RATE_PER_SECOND", 20)
 WEBSOCKET_RATE_BURST = env_int("WEBSOCKET_RATE_BURST", 40)
 # Presence (comments/presence.py): each worker refreshes its viewers every PRESENCE_REFRESH_SECONDS; entries of a
@@ -199,6 +256,19 @@ WEBSOCKET_RATE_BURST = env_int("WEBSOCKET_RATE_BURST", 40)
 PRESENCE_REFRESH_SECONDS = env_int("PRESENCE_REFRESH_SECONDS", 5)
 PRESENCE_TTL_SECONDS = env_int("PRESENCE_TTL_SECONDS", 20)
 PRESENCE_COALESCE_SECONDS = 0.1
+# A presence frame names at most this many viewers (with the count of all), and goes to a graph's sockets at most
+# once per PRESENCE_MIN_INTERVAL_SECONDS: a hall of 5,000 joining costs each viewer about one frame a second.
+PRESENCE_MAX_LISTED = env_int("PRESENCE_MAX_LISTED", 50)
+PRESENCE_MIN_INTERVAL_SECONDS = env_float("PRESENCE_MIN_INTERVAL_SECONDS", 1.0)
+# Every open socket's access is checked again this often, in bulk per worker (comments/access.py), so that a viewer
+# whose access was revoked stops hearing the graph within this bound even when the announcement was lost.
+ACCESS_RECHECK_SECONDS = env_int("ACCESS_RECHECK_SECONDS", 60)
+# Open WebSockets one user may hold on one Daphne worker (tabs, devices); more are closed with 4429.
+WEBSOCKET_MAX_PER_USER = env_int("WEBSOCKET_MAX_PER_USER", 20)
+# Draining a Daphne worker (comments/drain.py, on SIGUSR1): its sockets are closed with 4012 over this many seconds,
+# then it waits up to the grace for them to go before it stops. Supervisor's stopwaitsecs must exceed the sum.
+DAPHNE_DRAIN_SPREAD_SECONDS = env_float("DAPHNE_DRAIN_SPREAD_SECONDS", 5.0)
+DAPHNE_DRAIN_GRACE_SECONDS = env_float("DAPHNE_DRAIN_GRACE_SECONDS", 5.0)
 
 # Production behind Apache's TLS: Apache sets X-Forwarded-Proto, Daphne runs with --proxy-headers.
 SECURE = env_bool("DJANGO_SECURE", False)

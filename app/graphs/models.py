@@ -40,7 +40,9 @@ class Graph(models.Model):
 
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, max_length=5000)
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="graphs")
+    # PROTECT: a graph is other people's discussion too; it goes only when someone deletes it on purpose (its owner
+    # by the API, an operator in the admin), never as a side effect of removing its owner's account.
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="graphs")
     public = models.BooleanField(default=False)
     shared_with = models.ManyToManyField(Group, related_name="graphs", blank=True)
     elements = models.JSONField()

@@ -10,7 +10,9 @@ urlpatterns = [
     path("graphs/<int:pk>/", views.graph_detail, name="graph-detail"),
     path(
         "accounts/login/",
-        auth_views.LoginView.as_view(template_name="web/login.html", redirect_authenticated_user=True),
+        views.throttle_logins(
+            auth_views.LoginView.as_view(template_name="web/login.html", redirect_authenticated_user=True)
+        ),
         name="login",
     ),
     # Django's LogoutView takes POST only (a GET could be forged by any <img>); the header has a small form.

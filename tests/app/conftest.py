@@ -9,6 +9,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 import servers
+from daphne_workers import daphne_workers
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +25,7 @@ def redis_url():
         url = f"redis://127.0.0.1:{port}/0"
         settings.REDIS_URL = url
         settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [url]
+        settings.CACHES["default"]["LOCATION"] = url  # the rate-limit counters
         channel_layers.backends.clear()
         yield url
 
@@ -76,8 +78,12 @@ def make_graph(db):
     def make(owner, name: str = "TP53 core", public: bool = False, elements: dict | None = None):
         parsed = parse_elements(elements or SMALL_GRAPH)
         return Graph.objects.create(
-            owner=owner, name=name, public=public, elements=parsed.elements,
-            node_ids=parsed.node_ids, edge_ids=parsed.edge_ids,
+            owner=owner,
+            name=name,
+            public=public,
+            elements=parsed.elements,
+            node_ids=parsed.node_ids,
+            edge_ids=parsed.edge_ids,
         )
 
     return make
@@ -116,6 +122,15 @@ async def presence_settled():
     Each test runs in its own event loop, and so gets its own tracker (Daphne has one per process).
     """
     yield
-    from comments import presence
+    from comments import access, fanout, presence
 
     await presence.shutdown()
+    await access.shutdown()
+    await fanout.shutdown()
+
+
+@pytest.fixture
+def workers(transactional_db, postgres_port, redis_url, tmp_path):
+    """Two real Daphne workers: [(process, port), (process, port)] (tests/app/daphne_workers.py)."""
+    with daphne_workers(2, postgres_port, redis_url, tmp_path) as found:
+        yield found

@@ -520,8 +520,10 @@ def test_events_after_a_seq(api, alice, bob, shared_graph):
         (3, "comment.edited"),
     ]
     assert (page["last_seq"], page["more"]) == (3, False)
-    assert page["events"][0]["comment"]["body"] == "one"  # each event keeps the comment as it was then
-    assert page["events"][2]["comment"]["body"] == "one, edited"
+    # Each event keeps the comment as it was then, but with only its newest text (docs/protocol.md).
+    assert [event["comment"]["body"] for event in page["events"]] == ["one, edited"] * 3
+    assert [event["comment"]["edited_at"] is None for event in page["events"]] == [True, True, False]
+    assert page["events"][0]["comment"]["reactions"] == {}
     assert "pinned" not in page["events"][0]["comment"]
     assert set(page["events"][0]) == {"seq", "event", "comment", "created_at"}
     after = api(bob).get(url + "?after_seq=2").json()

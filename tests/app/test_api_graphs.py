@@ -280,7 +280,7 @@ def test_making_a_graph_private_tells_its_viewers_to_check_access(
         django_capture_on_commit_callbacks,
     )
     assert response.status_code == 200
-    assert messages == [{"type": "graph.access"}]
+    assert messages == [{"type": "graph.access", "graph": graph.pk}]
 
 
 def test_a_change_that_takes_no_access_away_announces_nothing(
@@ -308,7 +308,7 @@ def test_the_owner_deletes_a_graph_with_its_discussion(
         django_capture_on_commit_callbacks,
     )
     assert response.status_code == 204
-    assert messages == [{"type": "graph.access"}]
+    assert messages == [{"type": "graph.access", "graph": shared_graph.pk}]
     assert not Graph.objects.filter(pk=shared_graph.pk).exists()
     assert not Comment.objects.exists()
     assert api(alice).get(graph_url(shared_graph)).status_code == 404
@@ -362,7 +362,7 @@ def test_unsharing_takes_access_away_and_tells_the_viewers(
     )
     assert response.status_code == 200
     assert response.json()["shared_with"] == []
-    assert messages == [{"type": "graph.access"}]
+    assert messages == [{"type": "graph.access", "graph": shared_graph.pk}]
     assert api(bob).get(graph_url(shared_graph)).status_code == 404
     again = api(alice).delete(url)
     assert again.status_code == 404
@@ -427,7 +427,7 @@ def test_removing_a_member_takes_access_away_and_tells_the_viewers(
     )
     assert response.status_code == 200
     assert [m["username"] for m in response.json()["members"]] == ["alice"]
-    assert messages == [{"type": "graph.access"}]
+    assert messages == [{"type": "graph.access", "graph": shared_graph.pk}]
     assert api(bob).get(graph_url(shared_graph)).status_code == 404
     assert api(alice).delete(url).status_code == 404
 
@@ -451,7 +451,7 @@ def test_deleting_a_group_takes_its_graphs_away_from_members(
         django_capture_on_commit_callbacks,
     )
     assert response.status_code == 204
-    assert messages == [{"type": "graph.access"}]
+    assert messages == [{"type": "graph.access", "graph": shared_graph.pk}]
     assert api(bob).get(graph_url(shared_graph)).status_code == 404
     assert api(alice).get(graph_url(shared_graph)).status_code == 200
 

@@ -336,7 +336,7 @@ def test_an_admin_change_of_a_graph_tells_its_viewers(
         django_capture_on_commit_callbacks,
     )
     assert response.status_code == 302, response.content
-    assert messages == [{"type": "graph.access"}]
+    assert messages == [{"type": "graph.access", "graph": shared_graph.pk}]
     shared_graph.refresh_from_db()
     assert (shared_graph.name, shared_graph.shared_with.count()) == ("renamed", 0)
 
@@ -353,7 +353,7 @@ def test_an_admin_change_of_a_group_tells_its_graphs_viewers(
         django_capture_on_commit_callbacks,
     )
     assert response.status_code == 302, response.content
-    assert messages == [{"type": "graph.access"}]
+    assert messages == [{"type": "graph.access", "graph": shared_graph.pk}]
     assert not shared_graph.can_view(bob)
 
 
@@ -375,5 +375,5 @@ def test_deleting_graphs_and_groups_in_the_admin_tells_the_viewers(
     for delete in (delete_group, delete_graph):
         response, messages = heard(f"graph.{shared_graph.pk}", delete, 1, django_capture_on_commit_callbacks)
         assert response.status_code == 302
-        assert messages == [{"type": "graph.access"}]
+        assert messages == [{"type": "graph.access", "graph": shared_graph.pk}]
     assert not Graph.objects.exists()

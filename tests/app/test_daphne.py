@@ -4,86 +4,23 @@ and a worker killed with SIGKILL leaves no ghost in the presence list for longer
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 import signal
-import subprocess
-import sys
-from contextlib import ExitStack, contextmanager
-from pathlib import Path
 
 import pytest
 from channels.db import database_sync_to_async
-from django.conf import settings
 from rest_framework.test import APIClient
 from websockets.asyncio.client import connect
 
-import servers
+import daphne_workers
+from daphne_workers import frame_where
 from wsclient import token_for
 
 pytestmark = [pytest.mark.daphne, pytest.mark.django_db(transaction=True)]
 
-APP_DIR = Path(__file__).resolve().parents[2] / "app"
-TESTS_DIR = Path(__file__).resolve().parent
-# Small presence timings for the workers under test, so that a dead worker's ghost goes within seconds.
-PRESENCE_TTL = 3
-PRESENCE_REFRESH = 1
-TIMEOUT = 15.0
-
-
-@contextmanager
-def daphne(env: dict, log: Path):
-    """A Daphne process serving config.asgi on a free loopback port; stopped by PID at the end."""
-    port = servers.free_port()
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-            cwd=APP_DIR,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        try:
-            servers.wait_for_port(port, timeout=30)
-        except RuntimeError:
-            raise RuntimeError(f"Daphne did not start:\n{log.read_text(errors='replace')}") from None
-        yield process, port
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-
-
-@pytest.fixture
-def workers(transactional_db, postgres_port, redis_url, tmp_path):
-    """Two Daphne workers on the test database (data committed by transactional tests) and the test Redis."""
-    database = settings.DATABASES["default"]
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "settings_test",
-        "PYTHONPATH": os.pathsep.join([str(APP_DIR), str(TESTS_DIR)]),
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:{postgres_port}/{database['NAME']}",
-        "REDIS_URL": redis_url,
-        "PRESENCE_TTL_SECONDS": str(PRESENCE_TTL),
-        "PRESENCE_REFRESH_SECONDS": str(PRESENCE_REFRESH),
-    }
-    with ExitStack() as stack:
-        yield [stack.enter_context(daphne(env, tmp_path / f"daphne-{n}.log")) for n in (1, 2)]
-
-
-async def frame_where(socket, predicate, timeout: float = TIMEOUT) -> dict:
-    """The first frame for which predicate is true (earlier ones are skipped)."""
-    async with asyncio.timeout(timeout):
-        while True:
-            frame = json.loads(await socket.recv())
-            if predicate(frame):
-                return frame
+PRESENCE_TTL = daphne_workers.PRESENCE_TTL
+PRESENCE_REFRESH = daphne_workers.PRESENCE_REFRESH
+TIMEOUT = daphne_workers.TIMEOUT
 
 
 def people(*users) -> list[dict]:
@@ -118,7 +55,7 @@ async def test_viewers_on_two_workers_hear_a_comment_and_see_each_other(workers,
 
         # Presence across the two processes.
         for socket in (alice_ws, bob_ws):
-            await frame_where(socket, lambda frame: frame == {"type": "presence", "viewers": people(alice, bob)})
+            await frame_where(socket, lambda frame: frame == {"type": "presence", "count": 2, "viewers": people(alice, bob)})
 
         comment_id = await database_sync_to_async(post_comment)(alice, shared_graph, "Seen by both workers")
         for socket in (alice_ws, bob_ws):
@@ -131,7 +68,7 @@ async def test_viewers_on_two_workers_hear_a_comment_and_see_each_other(workers,
         second.wait(timeout=10)
         await frame_where(
             alice_ws,
-            lambda frame: frame == {"type": "presence", "viewers": people(alice)},
+            lambda frame: frame == {"type": "presence", "count": 1, "viewers": people(alice)},
             timeout=PRESENCE_TTL + PRESENCE_REFRESH + 5,
         )
         # The surviving worker still relays.

@@ -35,10 +35,16 @@ async def test_anonymous_on_a_private_graph_is_closed_4401(shared_graph):
         assert (await client.closed())[0] == 4401
 
 
-async def test_an_outsider_is_closed_4403(carol, shared_graph):
+async def test_an_outsider_is_closed_4404_as_for_a_graph_that_does_not_exist(carol, shared_graph):
     async with ws(f"/ws/graphs/{shared_graph.pk}/", user=carol) as client:
         await accepted(client)
-        assert await client.closed() == (4403, [])
+        assert await client.closed() == (4404, [])
+
+
+async def test_anonymous_on_a_graph_that_does_not_exist_is_closed_4401_as_for_a_private_one(shared_graph):
+    async with ws("/ws/graphs/999999/") as client:
+        await accepted(client)
+        assert (await client.closed())[0] == 4401
 
 
 @pytest.mark.parametrize("graph_id", ["999999", "99999999999999999999999"])
@@ -226,7 +232,7 @@ async def test_a_gap_in_the_live_stream_is_filled_from_the_database(alice, bob, 
         for late in (second, first):
             text = broadcast.encode(late.as_message())
             await layer.group_send(
-                broadcast.graph_group(shared_graph.pk), {"type": "graph.event", "seq": late.seq, "text": text}
+                broadcast.graph_group(shared_graph.pk), {"type": "graph.event", "graph": shared_graph.pk, "seq": late.seq, "text": text}
             )
         await post(alice, shared_graph, "four")
         assert (await client.frame())["seq"] == 4
@@ -344,21 +350,21 @@ async def test_a_frame_up_to_64_kib_is_read(bob, shared_graph):
 
 
 @pytest.mark.parametrize("filler", ["x", "🧬"])  # 64 KiB + 1 byte of ASCII; fewer characters than bytes
-async def test_a_frame_over_64_kib_closes_1009(bob, shared_graph, filler):
+async def test_a_frame_over_64_kib_closes_4009(bob, shared_graph, filler):
     async with viewer(shared_graph, bob) as (client, _):
         size = 64 * 1024 + 1
         text = '{"type":"ping","pad":"' + filler * (size // len(filler.encode())) + '"}'
         assert len(text.encode()) > size
         await client.send_text(text)
-        assert (await client.closed())[0] == 1009
+        assert (await client.closed())[0] == 4009
 
 
-async def test_flooding_is_rate_limited_then_closed_1008(bob, shared_graph):
+async def test_flooding_is_rate_limited_then_closed_4008(bob, shared_graph):
     async with viewer(shared_graph, bob) as (client, _):
         for _ in range(200):
             await client.send({"type": "ping"})
         code, frames = await client.closed()
-    assert code == 1008
+    assert code == 4008
     kinds = [frame.get("code", frame["type"]) for frame in frames if frame["type"] != "presence"]
     assert kinds.count("rate_limited") == 1
     pongs = kinds.index("rate_limited")
@@ -374,7 +380,7 @@ def rest(api, user, method: str, path: str, data: dict | None = None) -> int:
     return getattr(api(user), method)(path, data, format="json").status_code
 
 
-async def test_a_viewer_who_loses_access_is_closed_4403_and_hears_nothing_more(api, alice, bob, shared_graph):
+async def test_a_viewer_who_loses_access_is_closed_4404_and_hears_nothing_more(api, alice, bob, shared_graph):
     group = await database_sync_to_async(lambda: shared_graph.shared_with.get())()
     async with viewer(shared_graph, bob) as (bob_ws, _), viewer(shared_graph, alice) as (owner_ws, _):
         await post(alice, shared_graph, "before")
@@ -383,15 +389,15 @@ async def test_a_viewer_who_loses_access_is_closed_4403_and_hears_nothing_more(a
         assert await database_sync_to_async(rest)(api, alice, "delete", path) == 200
         await post(alice, shared_graph, "after")
         assert [frame["seq"] for frame in await owner_ws.until(lambda f: f["seq"] == 2)] == [1, 2]
-        assert await bob_ws.closed() == (4403, [])
+        assert await bob_ws.closed() == (4404, [])
 
 
-async def test_a_member_removed_from_the_group_is_closed_4403(api, alice, bob, shared_graph):
+async def test_a_member_removed_from_the_group_is_closed_4404(api, alice, bob, shared_graph):
     group = await database_sync_to_async(lambda: shared_graph.shared_with.get())()
     async with viewer(shared_graph, bob) as (bob_ws, _), viewer(shared_graph, alice) as (owner_ws, _):
         path = f"/api/v1/groups/{group.pk}/members/{bob.pk}/"
         assert await database_sync_to_async(rest)(api, alice, "delete", path) == 200
-        assert await bob_ws.closed() == (4403, [])
+        assert await bob_ws.closed() == (4404, [])
         await owner_ws.send({"type": "ping"})
         assert await owner_ws.frame() == {"type": "pong"}
 
@@ -402,7 +408,7 @@ async def test_a_graph_made_private_closes_its_anonymous_viewers_4401(api, alice
         path = f"/api/v1/graphs/{graph.pk}/"
         assert await database_sync_to_async(rest)(api, alice, "patch", path, {"public": False}) == 200
         assert (await anonymous.closed())[0] == 4401
-        assert (await stranger.closed())[0] == 4403
+        assert (await stranger.closed())[0] == 4404
         await owner.send({"type": "ping"})
         assert await owner.frame() == {"type": "pong"}
 
@@ -441,3 +447,19 @@ async def test_sockets_asking_for_the_same_stored_events_at_once_share_one_query
     # Once done, the next ask queries again: nothing is cached beyond the moment.
     await consumers.stored_frames(shared_graph.pk, 0, 2, 500)
     assert len(queries) == 2
+
+
+async def test_comment_create_over_the_rate_is_throttled_and_writes_nothing(bob, shared_graph, settings):
+    import uuid
+
+    settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}}
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "comments.user": "2/min"}
+    async with viewer(shared_graph, bob) as (client, _):
+        for number in (1, 2):
+            await client.send({"type": "comment.create", "client_id": f"c{number}", "body": "hi"})
+            assert (await client.frame("ack"))["seq"] == number
+        await client.send({"type": "comment.create", "client_id": "c3", "body": "one too many"})
+        error = await client.until(lambda frame: frame["type"] == "error")
+        assert (error[-1]["code"], error[-1]["client_id"]) == ("throttled", "c3")
+        assert 1 <= error[-1]["retry_after"] <= 60
+    assert await database_sync_to_async(lambda: Event.objects.filter(graph=shared_graph).count())() == 2

@@ -220,7 +220,8 @@ function setStatus({ state, delayMs, code }) {
   $("presence").classList.toggle("stale", state !== "live");
 }
 
-function renderPresence(viewers) {
+/** viewers: the first ones by name (the server lists at most 50); count: how many people view in all. */
+function renderPresence(viewers, count) {
   const seen = new Map();
   for (const viewer of viewers) seen.set(viewer.id, viewer);
   const people = [...seen.values()].sort((a, b) => a.username.localeCompare(b.username));
@@ -235,7 +236,8 @@ function renderPresence(viewers) {
     ),
   );
   // Anonymous readers of a public graph are not listed (they have no name), so the count can be 0.
-  $("presence-count").textContent = people.length === 0 ? "" : people.length === 1 ? "1 viewing" : `${people.length} viewing`;
+  const total = Number.isInteger(count) ? count : people.length;
+  $("presence-count").textContent = total === 0 ? "" : total === 1 ? "1 viewing" : `${total} viewing`;
 }
 
 let filling = false;
@@ -266,7 +268,7 @@ function onMessage(message) {
       break;
     }
     case "presence":
-      renderPresence(message.viewers || []);
+      renderPresence(message.viewers || [], message.count);
       break;
     case "hello":
       // The resume we sent on open covers everything after our lastSeq; hello's last_seq needs no action.

@@ -7,8 +7,8 @@ const BASE_DELAY_MS = 500;
 const MAX_DELAY_MS = 30_000;
 const PING_EVERY_MS = 25_000;
 const PONG_WITHIN_MS = 10_000;
-// Close codes after which trying again cannot help (docs/protocol.md): not signed in, not allowed, no such graph.
-const FINAL_CODES = new Set([4401, 4403, 4404]);
+// Close codes after which trying again cannot help (docs/protocol.md): not signed in; no such graph, or not yours.
+const FINAL_CODES = new Set([4401, 4404]);
 
 export function socketUrl(path) {
   const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";

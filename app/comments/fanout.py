@@ -1,0 +1,140 @@
+"""One subscription per graph per worker, and a direct write of each event to the worker's sockets of that graph.
+
+With the pub/sub channel layer, every socket joining a graph's group gets its own copy of each message: the layer's
+reader puts the bytes into one unbounded queue per socket, and each socket's task wakes, decodes its copy and sends
+it. For a hall of a thousand viewers that is a thousand task switches and decodes for one comment. Here the worker
+hears the graph once (one channel of its own in the group `graph.<id>`), decodes each message once, and writes the
+frame, encoded once by the writer, straight to every local socket whose stream is in order.
+
+Order and exactly-once stay the consumer's (comments/consumers.py, `GraphConsumer.deliver`): a socket that is busy
+(connecting, resuming, filling a gap from the database) queues the event and replays its queue in seq order when it
+is done; an event it has already sent is dropped.
+
+`graph.access` (a graph made private, unshared, deleted) is checked once for all the worker's viewers of that graph
+by the access watcher (comments/access.py), in one query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from typing import Protocol
+
+from channels.layers import get_channel_layer
+
+from comments import access, broadcast
+
+logger = logging.getLogger(__name__)
+
+
+class Listener(Protocol):
+    async def deliver(self, message: dict) -> None: ...
+
+
+class FanOut:
+    """This worker's sockets by graph, fed from one subscription per graph."""
+
+    def __init__(self) -> None:
+        self.sockets: dict[int, set[Listener]] = {}
+        self._subscribed: dict[int, asyncio.Task] = {}
+        self._layer = None
+        self._channel: str | None = None
+        self._channel_ready: asyncio.Task | None = None
+        self._reader: asyncio.Task | None = None
+
+    async def join(self, graph_id: int, socket: Listener) -> None:
+        """Add a socket; returns once this worker hears the graph (so nothing published later can be missed)."""
+        self.sockets.setdefault(graph_id, set()).add(socket)
+        await self._ensure_channel()
+        subscribing = self._subscribed.get(graph_id)
+        if subscribing is None or (subscribing.done() and subscribing.exception() is not None):
+            subscribing = self._subscribed[graph_id] = asyncio.ensure_future(
+                self._layer.group_add(broadcast.graph_group(graph_id), self._channel)
+            )
+        await asyncio.shield(subscribing)
+
+    def leave(self, graph_id: int, socket: Listener) -> None:
+        """Remove a socket (synchronous: runs even while its consumer is being cancelled)."""
+        sockets = self.sockets.get(graph_id)
+        if sockets is None:
+            return
+        sockets.discard(socket)
+        if not sockets:
+            del self.sockets[graph_id]
+            subscribed = self._subscribed.pop(graph_id, None)
+            if subscribed is not None:
+                # Unsubscribe in the background; a socket joining meanwhile subscribes again.
+                with contextlib.suppress(RuntimeError):  # no running loop: the process is going away
+                    asyncio.get_running_loop().create_task(self._unsubscribe(graph_id, subscribed))
+
+    async def _unsubscribe(self, graph_id: int, subscribed: asyncio.Task) -> None:
+        with contextlib.suppress(Exception):
+            await subscribed
+        if graph_id in self.sockets:
+            return  # someone joined again
+        try:
+            await self._layer.group_discard(broadcast.graph_group(graph_id), self._channel)
+        except Exception:
+            logger.warning("Could not leave %s", broadcast.graph_group(graph_id), exc_info=True)
+
+    async def _ensure_channel(self) -> None:
+        if self._channel_ready is None or (self._channel_ready.done() and self._channel_ready.exception()):
+            self._channel_ready = asyncio.ensure_future(self._open_channel())
+        await asyncio.shield(self._channel_ready)
+
+    async def _open_channel(self) -> None:
+        self._layer = get_channel_layer()
+        self._channel = await self._layer.new_channel("fanout.")
+        self._reader = asyncio.get_running_loop().create_task(self._read(), name="graph fan-out")
+
+    async def _read(self) -> None:
+        while True:
+            message = await self._layer.receive(self._channel)
+            try:
+                await self.dispatch(message)
+            except Exception:
+                logger.exception("Fan-out of %s failed", message.get("type"))
+
+    async def dispatch(self, message: dict) -> None:
+        kind = message.get("type")
+        graph_id = _graph_of(message)
+        if kind == "graph.event" and graph_id is not None:
+            for socket in list(self.sockets.get(graph_id, ())):
+                await socket.deliver(message)
+        elif kind == "graph.access" and graph_id is not None:
+            await access.watcher().check_graph(graph_id)
+
+    async def close(self) -> None:
+        """Stop reading (tests, between event loops)."""
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        self._reader = self._channel_ready = None
+        self._subscribed.clear()
+        self.sockets.clear()
+
+
+def _graph_of(message: dict) -> int | None:
+    graph_id = message.get("graph")
+    return graph_id if isinstance(graph_id, int) else None
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FanOut] = weakref.WeakKeyDictionary()
+
+
+def hub() -> FanOut:
+    """The fan-out of the running event loop (Daphne runs one loop per process)."""
+    loop = asyncio.get_running_loop()
+    found = _hubs.get(loop)
+    if found is None:
+        found = _hubs[loop] = FanOut()
+    return found
+
+
+async def shutdown() -> None:
+    found = _hubs.get(asyncio.get_running_loop())
+    if found is not None:
+        await found.close()
