@@ -24,9 +24,10 @@ import weakref
 from collections.abc import Iterable
 from typing import Protocol
 
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+
+from comments.pool import pooled_read
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class Watched(Protocol):
     async def refuse(self, code: int) -> None: ...
 
 
-@database_sync_to_async
+@pooled_read
 def graph_verdicts(graph_id: int, user_ids: Iterable[int]) -> tuple[bool, bool, set[int], set[int]]:
     """(exists, public, the active users among user_ids, those of them who may see the graph): small queries only.
 
@@ -78,7 +79,7 @@ def verdict(user_id: int | None, exists: bool, public: bool, active: set[int], a
     return NOT_FOUND if user_id is not None else NOT_AUTHENTICATED
 
 
-@database_sync_to_async
+@pooled_read
 def live_tokens(keys: Iterable[str]) -> set[str]:
     """The keys among `keys` that still exist and belong to an active user."""
     from rest_framework.authtoken.models import Token
@@ -152,6 +153,9 @@ class AccessWatcher:
 
     async def revoke(self, user_id: int, token: str | None = None) -> None:
         """Close this user's sockets on this worker (only those opened with `token`, if given)."""
+        from comments.auth import forget_tokens_of
+
+        forget_tokens_of(user_id)
         for socket in list(self.by_user.get(user_id, ())):
             if token is None or socket.token_key == token:
                 await socket.refuse(NOT_AUTHENTICATED)

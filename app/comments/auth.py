@@ -12,16 +12,18 @@ it authenticates by token or stays anonymous.
 
 from __future__ import annotations
 
+import time
 from urllib.parse import urlparse
 
 from channels.auth import AuthMiddleware
-from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from channels.security.websocket import OriginValidator as ChannelsOriginValidator
 from channels.security.websocket import WebsocketDenier
 from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+
+from comments.pool import pooled_read
 
 
 def _header(scope, name: bytes) -> bytes | None:
@@ -31,15 +33,46 @@ def _header(scope, name: bytes) -> bytes | None:
     return None
 
 
-@database_sync_to_async
-def user_for_token(key: str):
-    """The active user owning this DRF token, or None (the same rule as TokenAuthentication)."""
+# Handshakes look tokens up in the default thread pool, not on the one thread database_sync_to_async uses by default:
+# after an Apache restart a whole audience reconnects at once, and their lookups need not queue behind each other.
+@pooled_read
+def _user_for_token(key: str):
     from rest_framework.authtoken.models import Token
 
     token = Token.objects.select_related("user").filter(key=key).first()
     if token is None or not token.user.is_active:
         return None
     return token.user
+
+
+# Tokens recently seen valid in this process: key -> (valid until, user). Short-lived, and emptied for a user whose
+# account or token is revoked (comments/access.py), so a revoked token opens nothing once that is announced.
+TOKEN_CACHE_SECONDS = 10.0
+TOKEN_CACHE_SIZE = 10_000
+_token_cache: dict[str, tuple[float, object]] = {}
+
+
+async def user_for_token(key: str):
+    """The active user owning this DRF token, or None (the same rule as TokenAuthentication)."""
+    now = time.monotonic()
+    cached = _token_cache.get(key)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    user = await _user_for_token(key)
+    if user is not None:
+        if len(_token_cache) >= TOKEN_CACHE_SIZE:
+            _token_cache.clear()
+        _token_cache[key] = (now + TOKEN_CACHE_SECONDS, user)
+    else:
+        _token_cache.pop(key, None)
+    return user
+
+
+def forget_tokens_of(user_id: int) -> None:
+    """Drop every cached token of this user (their account or a token of theirs was revoked)."""
+    for key, (_, user) in list(_token_cache.items()):
+        if user.pk == user_id:
+            _token_cache.pop(key, None)
 
 
 class WebSocketAuthMiddleware(BaseMiddleware):

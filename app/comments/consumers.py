@@ -33,6 +33,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from comments import access, broadcast, drain, fanout, presence, services
 from comments.access import NOT_AUTHENTICATED, NOT_FOUND
 from comments.models import Event
+from comments.pool import pooled_read
 from config import inputs, throttling
 from config.api import validation_error_detail
 from graphs.models import Graph
@@ -260,7 +261,10 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         await self.leave()
 
 
-@database_sync_to_async
+# Reads run in the default thread pool (Daphne's: ASGI_THREADS threads), not on the one thread that
+# database_sync_to_async uses by default: a reconnecting audience's handshakes and resumes need not queue behind each
+# other. Writes (comment.create) stay on that thread.
+@pooled_read
 def admission(graph_id: int, user) -> tuple[int | None, int]:
     """(None if the user may view the graph, else the close code saying why not; the graph's last seq).
 
@@ -285,7 +289,7 @@ def admission(graph_id: int, user) -> tuple[int | None, int]:
     return code, graph.last_seq if graph is not None else 0
 
 
-@database_sync_to_async
+@pooled_read
 def _stored_frames(graph_id: int, after: int, upto: int | None, limit: int) -> list[tuple[int, str]]:
     events = Event.objects.filter(graph_id=graph_id, seq__gt=after).order_by("seq")
     if upto is not None:

@@ -39,7 +39,11 @@ def comment_payload(comment: Comment) -> dict:
         "parent": comment.parent_id,
         "author": {"id": comment.author_id, "username": comment.author.username},
         "body": None if comment.deleted else comment.body,
-        "anchor": {"kind": comment.anchor_kind, "nodes": list(comment.anchor_nodes), "edges": list(comment.anchor_edges)},
+        "anchor": {
+            "kind": comment.anchor_kind,
+            "nodes": list(comment.anchor_nodes),
+            "edges": list(comment.anchor_edges),
+        },
         "resolved": comment.resolved,
         "resolved_by": (
             {"id": comment.resolved_by_id, "username": comment.resolved_by.username} if comment.resolved_by_id else None
@@ -89,7 +93,9 @@ def _record(comment: Comment, kind: EventKind) -> Event:
     comment.seq = _next_seq(comment.graph_id)
     Comment.objects.filter(pk=comment.pk).update(seq=comment.seq)
     payload = comment_payload(comment)
-    event = Event.objects.create(graph_id=comment.graph_id, seq=comment.seq, kind=kind, comment=comment, payload=payload)
+    event = Event.objects.create(
+        graph_id=comment.graph_id, seq=comment.seq, kind=kind, comment=comment, payload=payload
+    )
     broadcast.announce_event(comment.graph_id, event.seq, event.as_message())
     return event
 
@@ -157,9 +163,15 @@ def _notify_mentions(comment: Comment, already: Iterable[int] = ()) -> None:
         )
 
 
+# A graph's elements and id lists can be megabytes: a comment write never needs them (anchors are checked against
+# node_ids/edge_ids by create_comment on the graph it was given).
+GRAPH_HEAVY = ("graph__elements", "graph__node_ids", "graph__edge_ids")
+
+
 def _fresh(comment_id: int) -> Comment:
     return (
         Comment.objects.select_related("graph", "author", "resolved_by")
+        .defer(*GRAPH_HEAVY)
         .prefetch_related("reactions", "mentions")
         .get(pk=comment_id)
     )
@@ -197,7 +209,7 @@ def create_comment(
 
 @transaction.atomic
 def edit_comment(*, user, comment: Comment, body: object) -> Event:
-    comment = Comment.objects.select_for_update().select_related("graph").get(pk=comment.pk)
+    comment = Comment.objects.select_for_update().select_related("graph").defer(*GRAPH_HEAVY).get(pk=comment.pk)
     if not comment.can_edit(user):
         raise PermissionDenied("Only the author may edit a comment.")
     body = _clean_body(body)
@@ -216,7 +228,7 @@ def edit_comment(*, user, comment: Comment, body: object) -> Event:
 @transaction.atomic
 def delete_comment(*, user, comment: Comment) -> Event:
     """Soft delete: the body is gone, the thread and its replies stay."""
-    comment = Comment.objects.select_for_update().select_related("graph").get(pk=comment.pk)
+    comment = Comment.objects.select_for_update().select_related("graph").defer(*GRAPH_HEAVY).get(pk=comment.pk)
     if not comment.can_moderate(user):
         raise PermissionDenied("Only the author or the graph's owner may delete a comment.")
     if comment.deleted:
@@ -235,7 +247,7 @@ def delete_comment(*, user, comment: Comment) -> Event:
 @transaction.atomic
 def set_resolved(*, user, comment: Comment, resolved: bool) -> Event:
     """Resolve or reopen a thread."""
-    comment = Comment.objects.select_for_update().select_related("graph").get(pk=comment.pk)
+    comment = Comment.objects.select_for_update().select_related("graph").defer(*GRAPH_HEAVY).get(pk=comment.pk)
     if not comment.can_moderate(user):
         raise PermissionDenied("Only the author or the graph's owner may resolve or reopen a thread.")
     if comment.is_reply:
@@ -253,7 +265,7 @@ def toggle_reaction(*, user, comment: Comment, reaction: object) -> Event:
     """Add the user's reaction of that kind, or take it back if it was there."""
     if reaction not in Reaction.values:
         raise ValidationError({"reaction": [f"Choose one of: {' '.join(Reaction.values)}."]})
-    comment = Comment.objects.select_for_update().select_related("graph").get(pk=comment.pk)
+    comment = Comment.objects.select_for_update().select_related("graph").defer(*GRAPH_HEAVY).get(pk=comment.pk)
     if not comment.graph.can_comment(user):
         raise PermissionDenied("You may not react on this graph.")
     if comment.deleted:

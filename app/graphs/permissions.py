@@ -59,7 +59,8 @@ def not_visible(request, what: str = "graph") -> APIException:
 
 def visible_graph(request, graph_id: int) -> Graph:
     """The graph with that id if the user may see it, else the 401/404 of `not_visible`."""
-    graph = Graph.objects.visible_to(request.user).select_related("owner").filter(pk=graph_id).first()
+    # Without the elements (up to 2 MB): the views under a graph need its rules and its element ids, not its drawing.
+    graph = Graph.objects.visible_to(request.user).select_related("owner").defer("elements").filter(pk=graph_id).first()
     if graph is None:
         raise not_visible(request)
     return graph

@@ -211,6 +211,9 @@ async def test_a_revoked_account_loses_its_open_sockets_on_every_worker(workers,
         # Well within the timed re-check's bound: the announcement did it.
         assert await close_code(bob_first, timeout=TIMEOUT) == 4401
         assert await close_code(bob_second, timeout=TIMEOUT) == 4401
+        # Nor does the token open a new socket (the worker's cache of valid tokens forgot it).
+        async with socket_to(first, shared_graph.pk, bob_token) as again:
+            assert await close_code(again) == 4401
         await alice_ws.send('{"type":"ping"}')
         assert await frame_where(alice_ws, lambda frame: frame["type"] == "pong") == {"type": "pong"}
 
