@@ -265,14 +265,14 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
 # database_sync_to_async uses by default: a reconnecting audience's handshakes and resumes need not queue behind each
 # other. Writes (comment.create) stay on that thread.
 @pooled_read
-def admission(graph_id: int, user) -> tuple[int | None, int]:
+def admission(graph_id: int, user) -> tuple[int | None, int, str]:
     """(None if the user may view the graph, else the close code saying why not; the graph's last seq).
 
     Private and missing graphs get the same code, as in REST. Only the columns the check needs are read: a graph's
     elements can be 2 MB.
     """
     graph = (
-        Graph.objects.filter(pk=graph_id).only("id", "public", "owner_id", "last_seq").first()
+        Graph.objects.filter(pk=graph_id).only("id", "public", "owner_id", "last_seq", "epoch").first()
         if graph_id <= MAX_ID
         else None
     )
@@ -286,7 +286,7 @@ def admission(graph_id: int, user) -> tuple[int | None, int]:
         active={user.pk} if user.is_authenticated and user.is_active else set(),
         allowed={user.pk} if allowed and user.is_authenticated else set(),
     )
-    return code, graph.last_seq if graph is not None else 0
+    return code, graph.last_seq if graph is not None else 0, graph.epoch if graph is not None else ""
 
 
 @pooled_read
@@ -351,6 +351,7 @@ class GraphConsumer(ProtocolConsumer):
     """/ws/graphs/<id>/: every event of one graph in seq order, its viewers, and posting comments."""
 
     graph_id: int
+    epoch = ""
     # Events this socket has sent are exactly those with floor < seq <= last_sent.
     floor = 0
     last_sent = 0
@@ -382,13 +383,13 @@ class GraphConsumer(ProtocolConsumer):
             # read is broadcast after it, so it reaches us live, and one at or below it is what `resume` asks for.
             self.fanout = fanout.hub()
             await self.fanout.join(self.graph_id, self)
-            code, seq = await admission(self.graph_id, self.user)
+            code, seq, self.epoch = await admission(self.graph_id, self.user)
             if code is not None:
                 await self.refuse(code)
                 return
             self.floor = self.last_sent = seq
             user = {"id": self.user.pk, "username": self.user.username} if self.user.is_authenticated else None
-            await self.send_frame(encode({"type": "hello", "user": user, "last_seq": seq}))
+            await self.send_frame(encode({"type": "hello", "user": user, "last_seq": seq, "epoch": self.epoch}))
             self.presence = presence.tracker()
             self.presence.join(self.graph_id, self, self.user)
         self.replay_pending()
@@ -477,14 +478,24 @@ class GraphConsumer(ProtocolConsumer):
                 errors={"after_seq": ["Give the seq of the last event you have (0 for all)."]},
             )
             return
+        epoch = content.get("epoch")
+        if epoch is not None and not isinstance(epoch, str):
+            await self.send_error("invalid", "epoch: give the epoch of hello.", errors={"epoch": ["A string."]})
+            return
         async with self.ordering:
-            await self.resume(after)
+            await self.resume(after, epoch)
         self.replay_pending()
 
-    async def resume(self, after: int) -> None:
-        code, latest = await admission(self.graph_id, self.user)
+    async def resume(self, after: int, epoch: str | None) -> None:
+        code, latest, self.epoch = await admission(self.graph_id, self.user)
         if code is not None:
             await self.refuse(code)
+            return
+        if epoch is not None and epoch != self.epoch:
+            # The client's seqs count in another life of the stream (the database was restored): nothing it holds
+            # can be resumed from. It reloads; this socket goes on live from the newest event.
+            self.floor = self.last_sent = max(self.last_sent, latest)
+            await self.send_frame(encode({"type": "reset", "epoch": self.epoch, "last_seq": latest}))
             return
         if after > self.last_sent:
             if after > latest:

@@ -105,6 +105,7 @@ class EventPageSerializer(serializers.Serializer):
     events = EventSerializer(many=True)
     last_seq = serializers.IntegerField(help_text="the graph's newest seq when the answer was made")
     more = serializers.BooleanField(help_text="true: ask again with after_seq = the seq of the last event here")
+    epoch = serializers.CharField(help_text="the life of the stream these seqs count in (docs/protocol.md)")
 
 
 class GraphRefSerializer(serializers.Serializer):

@@ -13,7 +13,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, ParseError, ValidationError
+from rest_framework.exceptions import APIException, NotFound, ParseError, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -193,6 +193,16 @@ class GraphPinList(GraphScopedMixin, generics.ListAPIView):
         return self.get_paginated_response(CommentSerializer(comments, many=True, context=context).data)
 
 
+class EpochChanged(APIException):
+    """The client counts seqs of another life of the stream (a restored database): it must reload, not resume."""
+
+    status_code = 409
+    default_code = "epoch_changed"
+
+    def __init__(self, epoch: str) -> None:
+        super().__init__(f"The event stream was reset (epoch {epoch}): load the graph's comments again.")
+
+
 class GraphEventList(GraphScopedMixin, APIView):
     """The stored events of a graph after a seq: what a client missed while it was away."""
 
@@ -201,19 +211,32 @@ class GraphEventList(GraphScopedMixin, APIView):
 
     @extend_schema(
         summary="Stored events with seq > after_seq, oldest first (at most 500 a call)",
-        parameters=[OpenApiParameter("after_seq", OpenApiTypes.INT, description="0 (the default) for all")],
+        parameters=[
+            OpenApiParameter("after_seq", OpenApiTypes.INT, description="0 (the default) for all"),
+            OpenApiParameter(
+                "epoch", OpenApiTypes.STR, description="the epoch after_seq counts in; another one is a 409"
+            ),
+        ],
         responses=EventPageSerializer,
     )
     def get(self, request, graph_id: int):
         graph = self.get_graph()
         after_seq = parse_id(request.query_params, "after_seq") or 0
+        epoch = request.query_params.get("epoch")
+        if epoch is not None and epoch != graph.epoch:
+            raise EpochChanged(graph.epoch)
         events = list(Event.objects.filter(graph=graph, seq__gt=after_seq).order_by("seq")[:EVENTS_PER_CALL])
         # Read after the events, so never below the last of them. Events commit in seq order (the graph's row
         # lock), so what was read is every event up to its last one; `more` says whether others came after.
         last_seq = Graph.objects.filter(pk=graph.pk).values_list("last_seq", flat=True).first() or 0
         reached = events[-1].seq if events else after_seq
         return Response(
-            {"events": EventSerializer(events, many=True).data, "last_seq": last_seq, "more": reached < last_seq}
+            {
+                "events": EventSerializer(events, many=True).data,
+                "last_seq": last_seq,
+                "more": reached < last_seq,
+                "epoch": graph.epoch,
+            }
         )
 
 

@@ -1,4 +1,5 @@
 """WSGI entry point: Apache's mod_wsgi serves every HTTP request with it."""
+
 import os
 
 from django.core.wsgi import get_wsgi_application

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
@@ -35,6 +37,10 @@ class GraphQuerySet(models.QuerySet):
         return self.filter(Q(public=True) | Q(owner=user) | Q(pk__in=shared))
 
 
+def new_epoch() -> str:
+    return secrets.token_hex(8)
+
+
 class Graph(models.Model):
     """A network imported as Cytoscape.js JSON. `last_seq` numbers the events of its discussion."""
 
@@ -51,6 +57,10 @@ class Graph(models.Model):
     edge_ids = ArrayField(models.CharField(max_length=255), default=list)
     # The seq of the last event of this graph; the next event takes last_seq + 1 under the row lock.
     last_seq = models.PositiveBigIntegerField(default=0)
+    # Which life of the stream `seq` counts in. A database restored from a backup (or re-created) numbers events again
+    # from an older point, so the same seq can mean another event: the restore gives every graph a new epoch
+    # (`manage.py new_epochs`), and a client whose epoch differs reloads instead of resuming (docs/protocol.md).
+    epoch = models.CharField(max_length=32, default=new_epoch, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -91,6 +101,4 @@ class Graph(models.Model):
         user_model = get_user_model()
         if self.public:
             return user_model.objects.filter(is_active=True)
-        return user_model.objects.filter(
-            Q(pk=self.owner_id) | Q(member_groups__graphs=self), is_active=True
-        ).distinct()
+        return user_model.objects.filter(Q(pk=self.owner_id) | Q(member_groups__graphs=self), is_active=True).distinct()

@@ -84,10 +84,11 @@ class GraphSerializer(serializers.ModelSerializer):
             "node_count",
             "edge_count",
             "last_seq",
+            "epoch",
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["id", "owner", "shared_with", "last_seq", "created_at", "updated_at"]
+        read_only_fields = ["id", "owner", "shared_with", "last_seq", "epoch", "created_at", "updated_at"]
 
     @extend_schema_field(GroupRefSerializer(many=True))
     def get_shared_with(self, graph: Graph) -> list[dict]:

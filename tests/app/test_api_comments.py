@@ -528,7 +528,12 @@ def test_events_after_a_seq(api, alice, bob, shared_graph):
     assert set(page["events"][0]) == {"seq", "event", "comment", "created_at"}
     after = api(bob).get(url + "?after_seq=2").json()
     assert [e["seq"] for e in after["events"]] == [3]
-    assert api(bob).get(url + "?after_seq=3").json() == {"events": [], "last_seq": 3, "more": False}
+    assert api(bob).get(url + "?after_seq=3").json() == {
+        "events": [],
+        "last_seq": 3,
+        "more": False,
+        "epoch": shared_graph.epoch,
+    }
 
 
 def test_events_come_at_most_a_page_at_a_time(api, alice, shared_graph, monkeypatch):
@@ -585,3 +590,12 @@ def test_people_of_a_public_graph_are_everyone_at_most_ten(api, alice, carol, ma
     graph = make_graph(alice, public=True)
     people = api(carol).get(f"/api/v1/graphs/{graph.pk}/people/?q=user").json()
     assert [p["username"] for p in people] == [f"user{n:02}" for n in range(10)]
+
+
+def test_the_event_log_names_its_epoch_and_refuses_another(api, alice, shared_graph):
+    url = f"/api/v1/graphs/{shared_graph.pk}/events/"
+    page = api(alice).get(url).json()
+    assert page["epoch"] == shared_graph.epoch
+    assert api(alice).get(f"{url}?after_seq=0&epoch={shared_graph.epoch}").status_code == 200
+    response = api(alice).get(f"{url}?after_seq=0&epoch=an-older-life")
+    assert (response.status_code, response.json()["code"]) == (409, "epoch_changed")

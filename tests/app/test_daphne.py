@@ -51,11 +51,13 @@ async def test_viewers_on_two_workers_hear_a_comment_and_see_each_other(workers,
     ):
         for socket, user in ((alice_ws, alice), (bob_ws, bob)):
             hello = await frame_where(socket, lambda frame: frame["type"] == "hello")
-            assert hello == {"type": "hello", "user": people(user)[0], "last_seq": 0}
+            assert hello == {"type": "hello", "user": people(user)[0], "last_seq": 0, "epoch": shared_graph.epoch}
 
         # Presence across the two processes.
         for socket in (alice_ws, bob_ws):
-            await frame_where(socket, lambda frame: frame == {"type": "presence", "count": 2, "viewers": people(alice, bob)})
+            await frame_where(
+                socket, lambda frame: frame == {"type": "presence", "count": 2, "viewers": people(alice, bob)}
+            )
 
         comment_id = await database_sync_to_async(post_comment)(alice, shared_graph, "Seen by both workers")
         for socket in (alice_ws, bob_ws):

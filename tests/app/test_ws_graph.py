@@ -81,7 +81,12 @@ async def test_an_inactive_users_token_is_refused(bob, shared_graph):
 
 async def test_the_token_header_authenticates(bob, shared_graph):
     async with viewer(shared_graph, bob) as (_client, hello):
-        assert hello == {"type": "hello", "user": {"id": bob.pk, "username": "bob"}, "last_seq": 0}
+        assert hello == {
+            "type": "hello",
+            "user": {"id": bob.pk, "username": "bob"},
+            "last_seq": 0,
+            "epoch": shared_graph.epoch,
+        }
 
 
 async def test_the_session_cookie_authenticates_a_page_of_an_allowed_host(alice, shared_graph):
@@ -232,7 +237,8 @@ async def test_a_gap_in_the_live_stream_is_filled_from_the_database(alice, bob, 
         for late in (second, first):
             text = broadcast.encode(late.as_message())
             await layer.group_send(
-                broadcast.graph_group(shared_graph.pk), {"type": "graph.event", "graph": shared_graph.pk, "seq": late.seq, "text": text}
+                broadcast.graph_group(shared_graph.pk),
+                {"type": "graph.event", "graph": shared_graph.pk, "seq": late.seq, "text": text},
             )
         await post(alice, shared_graph, "four")
         assert (await client.frame())["seq"] == 4
@@ -463,3 +469,27 @@ async def test_comment_create_over_the_rate_is_throttled_and_writes_nothing(bob,
         assert (error[-1]["code"], error[-1]["client_id"]) == ("throttled", "c3")
         assert 1 <= error[-1]["retry_after"] <= 60
     assert await database_sync_to_async(lambda: Event.objects.filter(graph=shared_graph).count())() == 2
+
+
+# --- epochs: another life of the stream ---
+
+
+async def test_a_resume_from_another_epoch_is_told_to_reload_not_given_wrong_events(alice, bob, shared_graph):
+    from django.core.management import call_command
+
+    await post(alice, shared_graph, "one")
+    async with viewer(shared_graph, bob) as (client, hello):
+        assert (hello["last_seq"], hello["epoch"]) == (1, shared_graph.epoch)
+        # Same epoch: an ordinary resume.
+        await client.send({"type": "resume", "after_seq": 0, "epoch": hello["epoch"]})
+        assert (await client.frame("event"))["seq"] == 1
+    # The database is restored from a backup: the operator gives the streams new epochs.
+    await database_sync_to_async(call_command)("new_epochs")
+    await post(alice, shared_graph, "two")
+    async with viewer(shared_graph, bob) as (client, hello):
+        assert hello["epoch"] != shared_graph.epoch
+        await client.send({"type": "resume", "after_seq": 1, "epoch": shared_graph.epoch})
+        assert await client.frame() == {"type": "reset", "epoch": hello["epoch"], "last_seq": 2}
+        # Then live as usual, with nothing replayed.
+        await post(alice, shared_graph, "three")
+        assert (await client.frame())["seq"] == 3

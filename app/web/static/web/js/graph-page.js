@@ -241,6 +241,15 @@ function renderPresence(viewers, count) {
 }
 
 let filling = false;
+// The life of the event stream our seqs count in (docs/protocol.md, "epoch").
+let epoch = "";
+
+/** The database was restored: what this page holds cannot be resumed. Load it all again, once. */
+function reloadForNewEpoch() {
+  if (root.dataset.state === "reloading") return;
+  root.dataset.state = "reloading";
+  window.location.reload();
+}
 
 /** Fetch stored events after our last seq over REST: fills a gap in what the socket delivered. */
 async function fillGap() {
@@ -249,12 +258,13 @@ async function fillGap() {
   try {
     let more = true;
     while (more && store.hasGap) {
-      const page = await api(`/api/v1/graphs/${graphId}/events/?after_seq=${store.lastSeq}`);
+      const page = await api(`/api/v1/graphs/${graphId}/events/?after_seq=${store.lastSeq}&epoch=${epoch}`);
       for (const event of page.events) store.applyEvent(event);
       more = page.more;
     }
-  } catch {
-    // The next reconnect resumes from lastSeq anyway.
+  } catch (error) {
+    if (error && error.status === 409) reloadForNewEpoch();
+    // Otherwise the next reconnect resumes from lastSeq anyway.
   } finally {
     filling = false;
   }
@@ -270,6 +280,10 @@ function onMessage(message) {
     case "presence":
       renderPresence(message.viewers || [], message.count);
       break;
+    case "reset":
+      // The server's stream is another life of it (the database was restored): our seqs mean nothing there.
+      reloadForNewEpoch();
+      break;
     case "hello":
       // The resume we sent on open covers everything after our lastSeq; hello's last_seq needs no action.
       break;
@@ -284,7 +298,7 @@ function onMessage(message) {
 function startLive() {
   socket = new LiveSocket(`/ws/graphs/${graphId}/`, { heartbeat: true });
   socket.addEventListener("status", (event) => setStatus(event.detail));
-  socket.addEventListener("open", () => socket.send({ type: "resume", after_seq: store.lastSeq }));
+  socket.addEventListener("open", () => socket.send({ type: "resume", after_seq: store.lastSeq, epoch }));
   socket.addEventListener("message", (event) => onMessage(event.detail));
   $("retry-now").addEventListener("click", () => socket.reconnectNow());
   socket.start();
@@ -316,6 +330,7 @@ async function main() {
     return;
   }
   store.lastSeq = graph.last_seq;
+  epoch = graph.epoch;
   // For tests and debugging: the last event seq this page has applied.
   root.dataset.lastSeq = String(store.lastSeq);
   view = new GraphView($("cy"), graph.elements);
