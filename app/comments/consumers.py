@@ -425,6 +425,12 @@ class GraphConsumer(ProtocolConsumer):
         self.pending.append(message)  # a gap: filled from the database by the replay
         self.replay_pending()
 
+    async def catch_up(self, seq: int) -> None:
+        """Fetch the stored events up to `seq` that this socket has not sent (a broadcast was lost)."""
+        if not self.closing and seq > self.last_sent:
+            self.pending.append({"type": "graph.catch_up", "seq": seq})
+            self.replay_pending()
+
     def replay_pending(self) -> None:
         if self.pending and not self.closing and (self.replaying is None or self.replaying.done()):
             self.replaying = asyncio.get_running_loop().create_task(self._replay())
@@ -442,6 +448,9 @@ class GraphConsumer(ProtocolConsumer):
         """Relay one event, in order and once: fetch any missed ones from the database first. Hold `ordering`."""
         seq = message["seq"]
         if seq <= self.last_sent:
+            return
+        if "text" not in message:  # a catch-up: everything up to seq comes from the database
+            await self.send_stored(self.last_sent, seq)
             return
         if seq > self.last_sent + 1:
             # Events below `seq` are committed (numbers are taken under the graph's row lock), but their broadcasts

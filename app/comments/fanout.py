@@ -12,6 +12,11 @@ is done; an event it has already sent is dropped.
 
 `graph.access` (a graph made private, unshared, deleted) is checked once for all the worker's viewers of that graph
 by the access watcher (comments/access.py), in one query.
+
+Redis pub/sub loses what is published while a subscriber reconnects, and says nothing. So every
+FANOUT_CATCH_UP_SECONDS the fan-out reads the last seq of every graph it shows (one query) and has each socket that is
+behind fetch the missing events from the database: the last comments before a quiet spell arrive within that bound
+instead of waiting for the next comment to reveal the gap.
 """
 
 from __future__ import annotations
@@ -23,14 +28,27 @@ import weakref
 from typing import Protocol
 
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 from comments import access, broadcast
+from comments.pool import pooled_read
 
 logger = logging.getLogger(__name__)
 
 
 class Listener(Protocol):
+    last_sent: int
+
     async def deliver(self, message: dict) -> None: ...
+
+    async def catch_up(self, seq: int) -> None: ...
+
+
+@pooled_read
+def last_seqs(graph_ids: list[int]) -> dict[int, int]:
+    from graphs.models import Graph
+
+    return dict(Graph.objects.filter(pk__in=graph_ids).values_list("pk", "last_seq"))
 
 
 class FanOut:
@@ -43,6 +61,7 @@ class FanOut:
         self._channel: str | None = None
         self._channel_ready: asyncio.Task | None = None
         self._reader: asyncio.Task | None = None
+        self._catching_up: asyncio.Task | None = None
 
     async def join(self, graph_id: int, socket: Listener) -> None:
         """Add a socket; returns once this worker hears the graph (so nothing published later can be missed)."""
@@ -87,7 +106,30 @@ class FanOut:
     async def _open_channel(self) -> None:
         self._layer = get_channel_layer()
         self._channel = await self._layer.new_channel("fanout.")
-        self._reader = asyncio.get_running_loop().create_task(self._read(), name="graph fan-out")
+        loop = asyncio.get_running_loop()
+        self._reader = loop.create_task(self._read(), name="graph fan-out")
+        self._catching_up = loop.create_task(self._catch_up_regularly(), name="graph fan-out catch-up")
+
+    async def _catch_up_regularly(self) -> None:
+        while True:
+            await asyncio.sleep(settings.FANOUT_CATCH_UP_SECONDS)
+            try:
+                await self.catch_up()
+            except Exception:
+                logger.warning("Catch-up failed; trying again next round", exc_info=True)
+
+    async def catch_up(self) -> None:
+        """Have every socket that is behind its graph's last seq fetch what it missed."""
+        if not self.sockets:
+            return
+        latest = await last_seqs(list(self.sockets))
+        for graph_id, sockets in list(self.sockets.items()):
+            seq = latest.get(graph_id)
+            if seq is None:
+                continue  # deleted: its `graph.access` (or the watcher's re-check) closes the sockets
+            for socket in list(sockets):
+                if socket.last_sent < seq:
+                    await socket.catch_up(seq)
 
     async def _read(self) -> None:
         while True:
@@ -108,11 +150,12 @@ class FanOut:
 
     async def close(self) -> None:
         """Stop reading (tests, between event loops)."""
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
-        self._reader = self._channel_ready = None
+        for task in (self._reader, self._catching_up):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._reader = self._catching_up = self._channel_ready = None
         self._subscribed.clear()
         self.sockets.clear()
 

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import json
+import logging
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from rest_framework import exceptions, parsers
 from rest_framework.utils.json import strict_constant
 
 from config import inputs
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceUnavailable(exceptions.APIException):
+    status_code = 503
+    default_detail = "The database is unavailable for a moment; nothing was changed. Try again shortly."
+    default_code = "unavailable"
+    retry_after = 5
 
 
 class RequestTooLarge(exceptions.APIException):
@@ -84,6 +95,15 @@ def exception_handler(exc, context):
         return response
     if isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
+    if isinstance(exc, OperationalError | InterfaceError):
+        # PostgreSQL is restarting or unreachable: nothing was written (the transaction did not commit), and the
+        # client may try again shortly. Logged, since an operator wants to know.
+        logger.warning("Database unavailable: %s", exc)
+        exc = ServiceUnavailable()
+        response = drf_exception_handler(exc, context)
+        response["Retry-After"] = str(ServiceUnavailable.retry_after)
+        response.data = {"detail": str(exc.detail), "code": exc.default_code}
+        return response
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

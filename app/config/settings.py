@@ -90,6 +90,8 @@ def database_from_url(url: str) -> dict:
         # Persistent connections: mod_wsgi daemons and Daphne workers are long-lived.
         "CONN_MAX_AGE": env_int("DJANGO_DB_CONN_MAX_AGE", 60),
         "CONN_HEALTH_CHECKS": True,
+        # A database that is down or unreachable is an answer within seconds (a 503), never a request that hangs.
+        "OPTIONS": {"connect_timeout": env_int("DJANGO_DB_CONNECT_TIMEOUT", 3)},
     }
 
 
@@ -265,6 +267,9 @@ PRESENCE_MIN_INTERVAL_SECONDS = env_float("PRESENCE_MIN_INTERVAL_SECONDS", 1.0)
 ACCESS_RECHECK_SECONDS = env_int("ACCESS_RECHECK_SECONDS", 60)
 # Open WebSockets one user may hold on one Daphne worker (tabs, devices); more are closed with 4429.
 WEBSOCKET_MAX_PER_USER = env_int("WEBSOCKET_MAX_PER_USER", 20)
+# Every this many seconds each worker reads the last seq of the graphs it shows and has sockets that are behind fetch
+# what they missed (comments/fanout.py): the bound on how late a comment whose broadcast Redis lost arrives.
+FANOUT_CATCH_UP_SECONDS = env_float("FANOUT_CATCH_UP_SECONDS", 5.0)
 # Draining a Daphne worker (comments/drain.py, on SIGUSR1): its sockets are closed with 4012 over this many seconds,
 # then it waits up to the grace for them to go before it stops. Supervisor's stopwaitsecs must exceed the sum.
 DAPHNE_DRAIN_SPREAD_SECONDS = env_float("DAPHNE_DRAIN_SPREAD_SECONDS", 5.0)

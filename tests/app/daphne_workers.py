@@ -24,6 +24,8 @@ PRESENCE_REFRESH = 1
 ACCESS_RECHECK = 2
 # At most this many sockets per user and worker, so that a test can reach the limit.
 MAX_SOCKETS_PER_USER = 5
+# Lost broadcasts are caught up this often.
+CATCH_UP = 1
 # A quick drain (comments/drain.py), so that a test sees a worker stop within seconds.
 DRAIN_SPREAD = 1
 DRAIN_GRACE = 2
@@ -73,6 +75,7 @@ def daphne_workers(count: int, postgres_port: int, redis_url: str, logs: Path):
         "ACCESS_RECHECK_SECONDS": str(ACCESS_RECHECK),
         "WEBSOCKET_MAX_PER_USER": str(MAX_SOCKETS_PER_USER),
         "DAPHNE_DRAIN_SPREAD_SECONDS": str(DRAIN_SPREAD),
+        "FANOUT_CATCH_UP_SECONDS": str(CATCH_UP),
         "DAPHNE_DRAIN_GRACE_SECONDS": str(DRAIN_GRACE),
     }
     with ExitStack() as stack:

@@ -377,3 +377,19 @@ def test_deleting_graphs_and_groups_in_the_admin_tells_the_viewers(
         assert response.status_code == 302
         assert messages == [{"type": "graph.access", "graph": shared_graph.pk}]
     assert not Graph.objects.exists()
+
+
+def test_a_database_that_is_down_is_a_503_with_retry_after(api, alice, shared_graph, monkeypatch):
+    from django.db import OperationalError
+
+    from graphs import permissions
+
+    def unreachable(*args, **kwargs):
+        raise OperationalError("connection to server at 127.0.0.1, port 5432 failed: Connection refused")
+
+    monkeypatch.setattr(permissions, "visible_graph", unreachable)
+    from comments import views
+
+    monkeypatch.setattr(views, "visible_graph", unreachable)
+    response = api(alice).post(f"/api/v1/graphs/{shared_graph.pk}/comments/", {"body": "hi"})
+    assert (response.status_code, response["Retry-After"], response.json()["code"]) == (503, "5", "unavailable")

@@ -235,3 +235,21 @@ async def test_one_user_may_hold_only_so_many_sockets_per_worker(workers, bob, s
     finally:
         for socket in opened:
             await socket.close()
+
+
+def _comment_whose_broadcast_is_lost(user, graph) -> int:
+    from django.test import override_settings
+
+    # Published nowhere the workers listen: exactly what a broadcast lost during a Redis reconnect looks like to them.
+    with override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}):
+        return services.create_comment(user=user, graph=graph, body="the last word before a quiet spell").seq
+
+
+async def test_a_lost_broadcast_arrives_without_waiting_for_the_next_comment(workers, alice, bob, shared_graph):
+    (_, port), _ = workers
+    (token,) = await tokens(bob)
+    async with socket_to(port, shared_graph.pk, token) as socket:
+        await frame_where(socket, lambda frame: frame["type"] == "hello")
+        seq = await database_sync_to_async(_comment_whose_broadcast_is_lost)(alice, shared_graph)
+        event = await frame_where(socket, lambda frame: frame["type"] == "event", timeout=daphne_workers.CATCH_UP + 5)
+        assert (event["seq"], event["comment"]["body"]) == (seq, "the last word before a quiet spell")
