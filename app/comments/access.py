@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import weakref
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -28,6 +27,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from comments.pool import pooled_read
+from comments.tasks import PerLoop, cancel_all
 
 logger = logging.getLogger(__name__)
 
@@ -192,11 +192,7 @@ class AccessWatcher:
 
     async def close(self) -> None:
         """Stop the watcher's tasks (tests, between event loops)."""
-        for task in (self._task, self._reader):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        await cancel_all((self._task, self._reader))
         self._task = self._reader = self._listening = None
         if self._channel is not None:
             with contextlib.suppress(Exception):
@@ -204,19 +200,15 @@ class AccessWatcher:
             self._channel = None
 
 
-_watchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AccessWatcher] = weakref.WeakKeyDictionary()
+_watchers = PerLoop(lambda: AccessWatcher(settings.ACCESS_RECHECK_SECONDS))
 
 
 def watcher() -> AccessWatcher:
     """The watcher of the running event loop (Daphne runs one loop per process)."""
-    loop = asyncio.get_running_loop()
-    found = _watchers.get(loop)
-    if found is None:
-        found = _watchers[loop] = AccessWatcher(settings.ACCESS_RECHECK_SECONDS)
-    return found
+    return _watchers.get()
 
 
 async def shutdown() -> None:
-    found = _watchers.get(asyncio.get_running_loop())
+    found = _watchers.current()
     if found is not None:
         await found.close()

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import weakref
 from typing import Protocol
 
 from channels.layers import get_channel_layer
@@ -32,6 +31,7 @@ from django.conf import settings
 
 from comments import access, broadcast
 from comments.pool import pooled_read
+from comments.tasks import PerLoop, cancel_all
 
 logger = logging.getLogger(__name__)
 
@@ -150,11 +150,7 @@ class FanOut:
 
     async def close(self) -> None:
         """Stop reading (tests, between event loops)."""
-        for task in (self._reader, self._catching_up):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        await cancel_all((self._reader, self._catching_up))
         self._reader = self._catching_up = self._channel_ready = None
         self._subscribed.clear()
         self.sockets.clear()
@@ -165,19 +161,15 @@ def _graph_of(message: dict) -> int | None:
     return graph_id if isinstance(graph_id, int) else None
 
 
-_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FanOut] = weakref.WeakKeyDictionary()
+_hubs = PerLoop(FanOut)
 
 
 def hub() -> FanOut:
     """The fan-out of the running event loop (Daphne runs one loop per process)."""
-    loop = asyncio.get_running_loop()
-    found = _hubs.get(loop)
-    if found is None:
-        found = _hubs[loop] = FanOut()
-    return found
+    return _hubs.get()
 
 
 async def shutdown() -> None:
-    found = _hubs.get(asyncio.get_running_loop())
+    found = _hubs.current()
     if found is not None:
         await found.close()
