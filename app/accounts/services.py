@@ -29,7 +29,7 @@ def anonymous_name(user_id: int) -> str:
 def anonymise_user(user):
     """Turn the account into "deleted-user-<id>", keeping every comment, reply, reaction and event.
 
-    The account can no longer be used: deactivated (its open WebSockets close, comments/signals.py), no password,
+    The account can no longer be used: deactivated (its open WebSockets close, live/signals.py), no password,
     no staff rights, its tokens and sessions deleted. What identified the person goes: the name, in the account and
     in every stored event payload that carried it (author, resolved_by, mentions); the email and full name; their
     private pins and notifications. What they wrote stays, as written, under the new name: delete comments first

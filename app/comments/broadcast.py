@@ -103,6 +103,6 @@ def announce_access_change(graph_id: int) -> None:
 def announce_account_revoked(user_id: int, token: str | None = None) -> None:
     """After commit, tell every worker's access watcher to close this user's sockets (all of them, or only those
     opened with `token`): the account was deactivated or deleted, or the token deleted."""
-    from comments.access import ACCOUNTS_GROUP
+    from live.access import ACCOUNTS_GROUP
 
     send_on_commit(ACCOUNTS_GROUP, {"type": "account.revoked", "user": user_id, "token": token})

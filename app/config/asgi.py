@@ -11,9 +11,9 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from comments import drain  # noqa: E402
-from comments.auth import OriginValidator, WebSocketAuthMiddleware  # noqa: E402
-from comments.routing import websocket_urlpatterns  # noqa: E402
+from live import drain  # noqa: E402
+from live.auth import OriginValidator, WebSocketAuthMiddleware  # noqa: E402
+from live.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

@@ -116,6 +116,7 @@ INSTALLED_APPS = [
     "accounts",
     "graphs",
     "comments",
+    "live",
     "web",
 ]
 
@@ -251,7 +252,7 @@ THROTTLE_RATES = {
 }
 WEBSOCKET_RATE_PER_SECOND = env_int("WEBSOCKET_RATE_PER_SECOND", 20)
 WEBSOCKET_RATE_BURST = env_int("WEBSOCKET_RATE_BURST", 40)
-# Presence (comments/presence.py): each worker refreshes its viewers every PRESENCE_REFRESH_SECONDS; entries of a
+# Presence (live/presence.py): each worker refreshes its viewers every PRESENCE_REFRESH_SECONDS; entries of a
 # worker that stopped refreshing (it died) expire after PRESENCE_TTL_SECONDS and are pruned by the next refresh of
 # a live worker, so a dead worker's viewers vanish within TTL + REFRESH seconds (25 s: "about 30 s" in the
 # protocol). Joins and leaves are gathered for PRESENCE_COALESCE_SECONDS into one Redis write and one frame.
@@ -262,15 +263,15 @@ PRESENCE_COALESCE_SECONDS = 0.1
 # once per PRESENCE_MIN_INTERVAL_SECONDS: a hall of 5,000 joining costs each viewer about one frame a second.
 PRESENCE_MAX_LISTED = env_int("PRESENCE_MAX_LISTED", 50)
 PRESENCE_MIN_INTERVAL_SECONDS = env_float("PRESENCE_MIN_INTERVAL_SECONDS", 1.0)
-# Every open socket's access is checked again this often, in bulk per worker (comments/access.py), so that a viewer
+# Every open socket's access is checked again this often, in bulk per worker (live/access.py), so that a viewer
 # whose access was revoked stops hearing the graph within this bound even when the announcement was lost.
 ACCESS_RECHECK_SECONDS = env_int("ACCESS_RECHECK_SECONDS", 60)
 # Open WebSockets one user may hold on one Daphne worker (tabs, devices); more are closed with 4429.
 WEBSOCKET_MAX_PER_USER = env_int("WEBSOCKET_MAX_PER_USER", 20)
 # Every this many seconds each worker reads the last seq of the graphs it shows and has sockets that are behind fetch
-# what they missed (comments/fanout.py): the bound on how late a comment whose broadcast Redis lost arrives.
+# what they missed (live/fanout.py): the bound on how late a comment whose broadcast Redis lost arrives.
 FANOUT_CATCH_UP_SECONDS = env_float("FANOUT_CATCH_UP_SECONDS", 5.0)
-# Draining a Daphne worker (comments/drain.py, on SIGUSR1): its sockets are closed with 4012 over this many seconds,
+# Draining a Daphne worker (live/drain.py, on SIGUSR1): its sockets are closed with 4012 over this many seconds,
 # then it waits up to the grace for them to go before it stops. Supervisor's stopwaitsecs must exceed the sum.
 DAPHNE_DRAIN_SPREAD_SECONDS = env_float("DAPHNE_DRAIN_SPREAD_SECONDS", 5.0)
 DAPHNE_DRAIN_GRACE_SECONDS = env_float("DAPHNE_DRAIN_GRACE_SECONDS", 5.0)

@@ -122,7 +122,7 @@ async def presence_settled():
     Each test runs in its own event loop, and so gets its own tracker (Daphne has one per process).
     """
     yield
-    from comments import access, fanout, presence
+    from live import access, fanout, presence
 
     await presence.shutdown()
     await access.shutdown()

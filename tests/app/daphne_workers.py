@@ -20,13 +20,13 @@ TESTS_DIR = Path(__file__).resolve().parent
 # Small presence timings for the workers under test, so that a dead worker's ghost goes within seconds.
 PRESENCE_TTL = 3
 PRESENCE_REFRESH = 1
-# Small enough that a test sees the timed access re-check (comments/access.py) within seconds.
+# Small enough that a test sees the timed access re-check (live/access.py) within seconds.
 ACCESS_RECHECK = 2
 # At most this many sockets per user and worker, so that a test can reach the limit.
 MAX_SOCKETS_PER_USER = 5
 # Lost broadcasts are caught up this often.
 CATCH_UP = 1
-# A quick drain (comments/drain.py), so that a test sees a worker stop within seconds.
+# A quick drain (live/drain.py), so that a test sees a worker stop within seconds.
 DRAIN_SPREAD = 1
 DRAIN_GRACE = 2
 TIMEOUT = 15.0

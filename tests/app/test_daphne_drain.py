@@ -1,4 +1,4 @@
-"""Draining a real Daphne worker (comments/drain.py): SIGUSR1 tells its sockets to come back elsewhere (4012), then
+"""Draining a real Daphne worker (live/drain.py): SIGUSR1 tells its sockets to come back elsewhere (4012), then
 the worker stops by itself; clients that reconnect to another worker and resume lose nothing."""
 
 from __future__ import annotations

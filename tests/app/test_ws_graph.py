@@ -10,8 +10,9 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.test import override_settings
 
-from comments import broadcast, consumers, services
+from comments import broadcast, services
 from comments.models import Event
+from live import consumers
 from wsclient import accepted, token_for, viewer, ws
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("presence_settled")]

@@ -1,4 +1,4 @@
-"""Presence: who is viewing a graph, across workers, without ghosts (comments/presence.py)."""
+"""Presence: who is viewing a graph, across workers, without ghosts (live/presence.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from django.test import override_settings
 from redis import asyncio as aioredis
 
 import servers
-from comments import presence
+from live import presence
 from wsclient import TIMEOUT, viewer
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("presence_settled")]
@@ -182,7 +182,7 @@ async def test_presence_recovers_when_its_redis_restarts_empty(alice, bob, share
 
 async def test_a_handler_that_raises_closes_4011_and_leaves_no_ghost(alice, bob, shared_graph, monkeypatch):
     """One rule for every consumer: whatever a handler raises, a documented close code and nothing left behind."""
-    from comments.consumers import GraphConsumer
+    from live.consumers import GraphConsumer
 
     async def broken(self, content):
         raise RuntimeError("a bug of ours")

@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from comments.consumers import GraphConsumer, NotFoundConsumer, NotificationConsumer
+from live.consumers import GraphConsumer, NotFoundConsumer, NotificationConsumer
 
 websocket_urlpatterns = [
     path("ws/graphs/<int:graph_id>/", GraphConsumer.as_asgi()),

@@ -23,7 +23,7 @@ from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 
-from comments.pool import pooled_read
+from live.pool import pooled_read
 
 
 def _header(scope, name: bytes) -> bytes | None:
@@ -46,7 +46,7 @@ def _user_for_token(key: str):
 
 
 # Tokens recently seen valid in this process: key -> (valid until, user). Short-lived, and emptied for a user whose
-# account or token is revoked (comments/access.py), so a revoked token opens nothing once that is announced.
+# account or token is revoked (live/access.py), so a revoked token opens nothing once that is announced.
 TOKEN_CACHE_SECONDS = 10.0
 TOKEN_CACHE_SIZE = 10_000
 _token_cache: dict[str, tuple[float, object]] = {}
@@ -103,7 +103,7 @@ class WebSocketAuthMiddleware(BaseMiddleware):
                 user = None
             if user is not None:
                 scope["user"] = user
-                # For the access watcher (comments/access.py): a socket opened with a token closes when it is deleted.
+                # For the access watcher (live/access.py): a socket opened with a token closes when it is deleted.
                 scope["auth_token"] = parts[1].decode("ascii")
         if not scope["user"].is_authenticated:
             scope["auth_failed"] = True

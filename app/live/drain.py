@@ -23,7 +23,7 @@ import signal
 
 from django.conf import settings
 
-from comments import access
+from live import access
 
 logger = logging.getLogger(__name__)
 

@@ -3,9 +3,9 @@
 A socket is checked when it opens. After that, access can be lost in two ways, each with its own path:
 
 - The graph changes (made private, unshared, deleted, a member removed): the writer announces `graph.access` on the
-  graph's group, and each socket checks itself at once (comments/consumers.py).
+  graph's group, and each socket checks itself at once (live/consumers.py).
 - The account changes (deactivated, anonymised, its token deleted): the writer announces `account.revoked` to the
-  watchers, one per worker, which close that user's sockets here (4401). Signals in comments/signals.py do it for
+  watchers, one per worker, which close that user's sockets here (4401). Signals in live/signals.py do it for
   every way an account changes (admin, API, shell).
 
 Either announcement is a Redis pub/sub message, and the layer loses messages published while a worker's subscription
@@ -26,8 +26,8 @@ from typing import Protocol
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from comments.pool import pooled_read
-from comments.tasks import PerLoop, cancel_all
+from live.pool import pooled_read
+from live.tasks import PerLoop, cancel_all
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ class AccessWatcher:
 
     async def revoke(self, user_id: int, token: str | None = None) -> None:
         """Close this user's sockets on this worker (only those opened with `token`, if given)."""
-        from comments.auth import forget_tokens_of
+        from live.auth import forget_tokens_of
 
         forget_tokens_of(user_id)
         for socket in list(self.by_user.get(user_id, ())):

@@ -1,7 +1,7 @@
 """Accounts that can no longer be used lose their open WebSockets, however the change was made.
 
 A user deactivated (admin, shell, anonymisation) or deleted, or a token deleted: after commit, every worker's access
-watcher closes that user's sockets with 4401 (comments/access.py). The watcher's timed re-check covers an
+watcher closes that user's sockets with 4401 (live/access.py). The watcher's timed re-check covers an
 announcement that Redis lost.
 """
 

@@ -6,12 +6,12 @@ it. For a hall of a thousand viewers that is a thousand task switches and decode
 hears the graph once (one channel of its own in the group `graph.<id>`), decodes each message once, and writes the
 frame, encoded once by the writer, straight to every local socket whose stream is in order.
 
-Order and exactly-once stay the consumer's (comments/consumers.py, `GraphConsumer.deliver`): a socket that is busy
+Order and exactly-once stay the consumer's (live/consumers.py, `GraphConsumer.deliver`): a socket that is busy
 (connecting, resuming, filling a gap from the database) queues the event and replays its queue in seq order when it
 is done; an event it has already sent is dropped.
 
 `graph.access` (a graph made private, unshared, deleted) is checked once for all the worker's viewers of that graph
-by the access watcher (comments/access.py), in one query.
+by the access watcher (live/access.py), in one query.
 
 Redis pub/sub loses what is published while a subscriber reconnects, and says nothing. So every
 FANOUT_CATCH_UP_SECONDS the fan-out reads the last seq of every graph it shows (one query) and has each socket that is
@@ -29,9 +29,10 @@ from typing import Protocol
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from comments import access, broadcast
-from comments.pool import pooled_read
-from comments.tasks import PerLoop, cancel_all
+from comments import broadcast
+from live import access
+from live.pool import pooled_read
+from live.tasks import PerLoop, cancel_all
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The WebSockets of docs/protocol.md: a graph's live discussion, and a user's own notifications.
 
 Cost per relayed event is one `send` of text that was encoded once by the writer (comments/broadcast.py), made
-straight from the worker's one subscription to the graph (comments/fanout.py): no queue, no task switch, no
+straight from the worker's one subscription to the graph (live/fanout.py): no queue, no task switch, no
 decoding, no database query and no JSON encoding per viewer. The database is touched on connect, on resume, to fill a gap, on
 `comment.create` and when access may have changed, each in a small `database_sync_to_async` helper.
 
@@ -30,17 +30,18 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from comments import access, broadcast, drain, fanout, presence, services
-from comments.access import NOT_AUTHENTICATED, NOT_FOUND
+from comments import broadcast, services
 from comments.models import Event
-from comments.pool import pooled_read
 from config import inputs, throttling
 from config.api import validation_error_detail
 from graphs.models import Graph
+from live import access, drain, fanout, presence
+from live.access import NOT_AUTHENTICATED, NOT_FOUND
+from live.pool import pooled_read
 
 logger = logging.getLogger(__name__)
 
-# Close codes of docs/protocol.md (NOT_AUTHENTICATED 4401 and NOT_FOUND 4404 come from comments/access.py). Daphne
+# Close codes of docs/protocol.md (NOT_AUTHENTICATED 4401 and NOT_FOUND 4404 come from live/access.py). Daphne
 # accepts only 1000 and 3000-4999 from an application, so the standard 1008 and 1009 are mirrored as 4008 and 4009.
 POLICY_VIOLATION = 4008
 MESSAGE_TOO_BIG = 4009
@@ -102,7 +103,7 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         self.closing = False
         self.accepted = False
         self.user = None
-        # What the access watcher needs (comments/access.py).
+        # What the access watcher needs (live/access.py).
         self.user_id: int | None = None
         self.token_key: str | None = None
         self.watcher: access.AccessWatcher | None = None
@@ -405,7 +406,7 @@ class GraphConsumer(ProtocolConsumer):
         if self.replaying is not None and self.replaying is not asyncio.current_task():
             self.replaying.cancel()
 
-    # --- live events, from this worker's fan-out (comments/fanout.py) ---
+    # --- live events, from this worker's fan-out (live/fanout.py) ---
 
     async def deliver(self, message: dict) -> None:
         """Send one live event if it is the next one; otherwise queue it for an orderly replay."""
