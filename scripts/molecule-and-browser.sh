@@ -6,7 +6,9 @@
 #        create, converge, idempotence, verify (Testinfra; its JUnit report is written to
 #        build/junit/molecule-<name>.xml through PYTEST_ADDOPTS)
 #   2. default only: pytest tests/browser against the deployed Debian 12 instance
-#        (COMMENTS_BASE_URL=https://127.0.0.1:18443; JUnit: build/junit/browser.xml)
+#        (COMMENTS_BASE_URL=https://127.0.0.1:18443; JUnit: build/junit/browser.xml), then pytest tests/badinput,
+#        bad input and two bounded fuzz passes through the same Apache (COMMENTS_CONTAINER=debian12 for
+#        manage.py; JUnit: build/junit/badinput.xml)
 #   3. molecule destroy -s <name>, always, also when a step failed or the run is interrupted.
 # A failing scenario does not stop the next one; the exit status is non-zero if any step failed.
 #
@@ -91,6 +93,16 @@ for scenario in "${scenarios[@]}"; do
             fi
         else
             log "default: no tests/browser folder; browser tests skipped"
+        fi
+        if [[ -d tests/badinput ]]; then
+            log "default: bad-input suite and fuzz passes against https://127.0.0.1:18443"
+            if ! COMMENTS_BASE_URL="${COMMENTS_BASE_URL:-https://127.0.0.1:18443}" \
+                COMMENTS_CONTAINER="${COMMENTS_CONTAINER:-debian12}" \
+                run pytest tests/badinput --junitxml="${junit}/badinput.xml" -o junit_suite_name=badinput; then
+                failed+=("badinput")
+            fi
+        else
+            log "default: no tests/badinput folder; bad-input suite skipped"
         fi
     fi
     destroy_current

@@ -238,17 +238,18 @@ WEBSOCKET_JSON_MAX_DEPTH = 32
 # - a comment takes a person more than two seconds to write, so 30 a minute is beyond any human pace but stops a
 #   script flooding a discussion (each comment is a stored event and a frame to every viewer); edits, deletes,
 #   resolves and reopens count with them;
-# - an address may be a whole lab behind one NAT: four times a person's allowance;
+# - an address may be a whole lecture hall behind one NAT (the audience this system is built for): twenty times a
+#   person's allowance, which still stops one machine running many accounts;
 # - reactions are single clicks, often taken back: twice the comments' rate;
-# - sign-in: 10 attempts a minute at one username from one address is plenty for typos and slow for guessing; 30
-#   a minute from one address bounds guesses spread over many usernames.
+# - sign-in: 10 attempts a minute at one username from one address is plenty for typos and slow for guessing; 100
+#   a minute from one address lets a class sign in together and still bounds guesses spread over many usernames.
 THROTTLE_RATES = {
     "comments.user": env_rate("THROTTLE_COMMENTS_PER_USER", "30/min"),
-    "comments.address": env_rate("THROTTLE_COMMENTS_PER_ADDRESS", "120/min"),
+    "comments.address": env_rate("THROTTLE_COMMENTS_PER_ADDRESS", "600/min"),
     "reactions.user": env_rate("THROTTLE_REACTIONS_PER_USER", "60/min"),
-    "reactions.address": env_rate("THROTTLE_REACTIONS_PER_ADDRESS", "240/min"),
+    "reactions.address": env_rate("THROTTLE_REACTIONS_PER_ADDRESS", "1200/min"),
     "login.address_username": env_rate("THROTTLE_LOGINS_PER_ADDRESS_AND_USERNAME", "10/min"),
-    "login.address": env_rate("THROTTLE_LOGINS_PER_ADDRESS", "30/min"),
+    "login.address": env_rate("THROTTLE_LOGINS_PER_ADDRESS", "100/min"),
 }
 WEBSOCKET_RATE_PER_SECOND = env_int("WEBSOCKET_RATE_PER_SECOND", 20)
 WEBSOCKET_RATE_BURST = env_int("WEBSOCKET_RATE_BURST", 40)
