@@ -27,13 +27,13 @@ export COMMENTS_WHEELHOUSE := $(BUILD)/wheelhouse
 SLOW ?= 0
 export SLOW
 SLOW_STAGES :=
-TEST_STAGES := lint test-app test-molecule $(if $(filter 1,$(SLOW)),$(SLOW_STAGES))
+TEST_STAGES := lint test-app test-molecule bench-smoke $(if $(filter 1,$(SLOW)),$(SLOW_STAGES))
 
 # Python code that ruff checks (only the folders that exist).
 RUFF_PATHS := $(wildcard app tests scripts bench molecule)
 
 .PHONY: help bootstrap images wheelhouse wheelhouse-check lint test-app test-molecule test \
-	demo demo-down clean distclean
+	bench bench-smoke demo demo-down clean distclean
 
 help: ## Show this help
 	@echo "Targets (run as root on Debian 12; each sets up what it needs):"
@@ -64,6 +64,14 @@ test-app: bootstrap ## App tests with coverage of app/ (JUnit: build/junit/app.x
 
 test-molecule: images wheelhouse ## Molecule scenarios, then browser tests on the default one
 	@$(STAGE) test-molecule scripts/molecule-and-browser.sh
+
+# The benchmark of issue 13 in its own container comments-bench (docs/performance.md). Not part of `make test`;
+# its smoke run is: a few viewers, failing only on lost or repeated events and errors, never on timing.
+bench: images wheelhouse ## Benchmark (< 25 min): bench/results/full-*.json and .png, see docs/performance.md
+	@BENCH_KEEP=0 $(STAGE) bench bench/bench.sh full
+
+bench-smoke: images wheelhouse ## Small run of the benchmark (JUnit: build/junit/bench-smoke.xml)
+	@BENCH_KEEP=0 $(STAGE) bench-smoke bench/bench.sh smoke
 
 # One make run with -k: a stage whose prerequisite failed is skipped, the others still run;
 # the summary (last line) and the exit status cover them all.

@@ -4,7 +4,7 @@
 #
 # Usage: scripts/lint.sh [PYTHON_PATHS...]   (paths for ruff; default: app tests scripts bench)
 # Configuration: .ansible-lint (profile: production, offline), .yamllint, pyproject.toml (ruff);
-# The shell scripts (scripts/*.sh, .ci/run) are checked by ShellCheck with its defaults.
+# The shell scripts (scripts/*.sh, bench/*.sh, .ci/run) are checked by ShellCheck with its defaults.
 set -uo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -39,7 +39,7 @@ run() {
 
 run ansible-lint "${venv}/ansible-lint" --nocolor
 run yamllint "${venv}/yamllint" --strict .
-mapfile -t shell_scripts < <(find scripts .ci -type f \( -name '*.sh' -o -path .ci/run \) | sort)
+mapfile -t shell_scripts < <(find scripts bench .ci -type f \( -name '*.sh' -o -path .ci/run \) | sort)
 run shellcheck shellcheck --external-sources "${shell_scripts[@]}"
 run ruff "${venv}/ruff" check --no-cache --output-format concise "${ruff_paths[@]}"
 
