@@ -171,10 +171,13 @@ class AccessWatcher:
 
     async def check_all(self) -> None:
         """Close every socket here whose user may no longer see its graph, or whose account or token is gone."""
-        tokens = {socket.token_key for socket in self.graph_of if socket.token_key}
-        alive = await live_tokens(tokens) if tokens else set()
-        for socket in [socket for socket in self.graph_of if socket.token_key and socket.token_key not in alive]:
-            await socket.refuse(NOT_AUTHENTICATED)
+        # Only the sockets open before the query: one that opens while it runs was checked at its handshake, and its
+        # token is not in what the query was asked about.
+        with_tokens = [socket for socket in self.graph_of if socket.token_key]
+        alive = await live_tokens({socket.token_key for socket in with_tokens}) if with_tokens else set()
+        for socket in with_tokens:
+            if socket.token_key not in alive:
+                await socket.refuse(NOT_AUTHENTICATED)
         for graph_id in list(self.by_graph):
             await self.check_graph(graph_id)
 

@@ -22,6 +22,7 @@ import asyncio
 import logging
 import time
 import weakref
+from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
@@ -393,7 +394,32 @@ class GraphConsumer(ProtocolConsumer):
             await self.send_frame(encode({"type": "hello", "user": user, "last_seq": seq, "epoch": self.epoch}))
             self.presence = presence.tracker()
             self.presence.join(self.graph_id, self, self.user)
+            # `?after_seq=N&epoch=E` in the URL: resume as part of connecting, so that no live event can come
+            # between hello and the events the client missed (a `resume` frame arrives a round trip later).
+            if self.scope.get("query_string"):
+                resume = await self.resume_in_url()
+                if resume is not None:
+                    await self.resume_from(*resume, latest=seq)
         self.replay_pending()
+
+    async def resume_in_url(self) -> tuple[int, str | None] | None:
+        """The (after_seq, epoch) the URL asks to resume from, or None (after an `invalid` error if malformed)."""
+        query = parse_qs(self.scope["query_string"].decode("latin-1"), keep_blank_values=True)
+        if "after_seq" not in query:
+            return None
+        after = query["after_seq"][-1]
+        epoch = query["epoch"][-1] if "epoch" in query else None
+        if not after.isascii() or not after.isdigit() or len(after) > 19 or int(after) > MAX_ID:
+            await self.send_error(
+                "invalid",
+                "after_seq: give the seq of the last event you have (0 for all).",
+                errors={"after_seq": ["Give the seq of the last event you have (0 for all)."]},
+            )
+            return None
+        if epoch is not None and (len(epoch) > 64 or inputs.text_problem(epoch)):
+            await self.send_error("invalid", "epoch: give the epoch of hello.", errors={"epoch": ["Not an epoch."]})
+            return None
+        return int(after), epoch
 
     def forget(self) -> None:
         super().forget()
@@ -501,6 +527,10 @@ class GraphConsumer(ProtocolConsumer):
         if code is not None:
             await self.refuse(code)
             return
+        await self.resume_from(after, epoch, latest=latest)
+
+    async def resume_from(self, after: int, epoch: str | None, *, latest: int) -> None:
+        """Resume once access is known; `latest` is the graph's last seq as read after subscribing. Hold `ordering`."""
         if epoch is not None and epoch != self.epoch:
             # The client's seqs count in another life of the stream (the database was restored): nothing it holds
             # can be resumed from. It reloads; this socket goes on live from the newest event.

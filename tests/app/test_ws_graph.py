@@ -494,3 +494,33 @@ async def test_a_resume_from_another_epoch_is_told_to_reload_not_given_wrong_eve
         # Then live as usual, with nothing replayed.
         await post(alice, shared_graph, "three")
         assert (await client.frame())["seq"] == 3
+
+
+async def test_resuming_in_the_url_sends_the_missed_events_before_any_live_one(alice, bob, shared_graph):
+    for body in ("one", "two", "three"):
+        await post(alice, shared_graph, body)
+    async with ws(f"/ws/graphs/{shared_graph.pk}/?after_seq=1&epoch={shared_graph.epoch}", user=bob) as client:
+        await accepted(client)
+        hello = await client.frame("hello")
+        assert hello["last_seq"] == 3
+        assert [(await client.frame("event"))["seq"] for _ in range(2)] == [2, 3]
+        await post(alice, shared_graph, "four")
+        assert (await client.frame("event"))["seq"] == 4
+
+
+@pytest.mark.parametrize("query", ["after_seq=-1", "after_seq=x", "after_seq=99999999999999999999", "after_seq=9"])
+async def test_a_bad_resume_in_the_url_is_an_invalid_error_and_the_socket_stays(bob, shared_graph, query):
+    async with ws(f"/ws/graphs/{shared_graph.pk}/?{query}", user=bob) as client:
+        await accepted(client)
+        await client.frame("hello")
+        error = await client.frame("error")
+        assert (error["code"], list(error["errors"])) == ("invalid", ["after_seq"])
+        await client.send({"type": "ping"})
+        assert await client.frame() == {"type": "pong"}
+
+
+async def test_resuming_in_the_url_from_another_epoch_is_a_reset(bob, shared_graph):
+    async with ws(f"/ws/graphs/{shared_graph.pk}/?after_seq=0&epoch=an-older-life", user=bob) as client:
+        await accepted(client)
+        hello = await client.frame("hello")
+        assert await client.frame() == {"type": "reset", "epoch": hello["epoch"], "last_seq": 0}

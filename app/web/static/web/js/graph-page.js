@@ -285,7 +285,7 @@ function onMessage(message) {
       reloadForNewEpoch();
       break;
     case "hello":
-      // The resume we sent on open covers everything after our lastSeq; hello's last_seq needs no action.
+      // The resume in the URL covers everything after our lastSeq; hello's last_seq needs no action.
       break;
     case "error":
       console.warn("Live update error", message.code, message.message);
@@ -296,9 +296,11 @@ function onMessage(message) {
 }
 
 function startLive() {
-  socket = new LiveSocket(`/ws/graphs/${graphId}/`, { heartbeat: true });
+  // Every (re)connect resumes from the last event applied, in the URL: the server sends what was missed before any
+  // live event (docs/protocol.md).
+  const resumePoint = () => `after_seq=${store.lastSeq}&epoch=${encodeURIComponent(epoch)}`;
+  socket = new LiveSocket(`/ws/graphs/${graphId}/`, { heartbeat: true, query: resumePoint });
   socket.addEventListener("status", (event) => setStatus(event.detail));
-  socket.addEventListener("open", () => socket.send({ type: "resume", after_seq: store.lastSeq, epoch }));
   socket.addEventListener("message", (event) => onMessage(event.detail));
   $("retry-now").addEventListener("click", () => socket.reconnectNow());
   socket.start();

@@ -18,13 +18,15 @@ export function socketUrl(path) {
 export class LiveSocket extends EventTarget {
   /**
    * @param {string} path e.g. "/ws/graphs/1/"
-   * @param {{heartbeat?: boolean}} options heartbeat: send {"type": "ping"} and expect any message back.
-   * Events: "open" (after every (re)connect: send a resume then), "message" (detail: decoded JSON),
+   * @param {{heartbeat?: boolean, query?: () => string}} options heartbeat: send {"type": "ping"} and expect any
+   *   message back; query: the query string of each (re)connect, e.g. the resume point "after_seq=12&epoch=ab".
+   * Events: "open" (after every (re)connect), "message" (detail: decoded JSON),
    * "status" (detail: {state, delayMs?, code?}).
    */
-  constructor(path, { heartbeat = false } = {}) {
+  constructor(path, { heartbeat = false, query = null } = {}) {
     super();
     this.url = socketUrl(path);
+    this.query = query;
     this.heartbeat = heartbeat;
     this.socket = null;
     this.attempts = 0;
@@ -70,7 +72,7 @@ export class LiveSocket extends EventTarget {
     clearTimeout(this.retryTimer);
     this.discardSocket();
     this.setState(this.attempts === 0 ? "connecting" : "reconnecting");
-    const socket = new WebSocket(this.url);
+    const socket = new WebSocket(this.query ? `${this.url}?${this.query()}` : this.url);
     this.socket = socket;
     socket.addEventListener("open", () => {
       if (socket !== this.socket) return;
