@@ -1,9 +1,9 @@
 """One load-generator process: a share of the viewers, each a WebSocket that behaves like the graph page.
 
-A viewer connects (with its own token), sends `resume` as its first frame, counts every event by its sequence number
+A viewer connects (with its own token) resuming in the URL (`?after_seq=N`, as the page does), counts every event by its sequence number
 (a gap is a lost event, a number seen twice a duplicate) and notes when each benchmark comment (`bench-...` in its
 body) arrived. When the socket drops it reconnects as the page does: exponential back-off from 0.5 s with jitter
-between half and all of the delay, then `resume` from the last number it saw.
+between half and all of the delay, then resumes from the last number it saw.
 
 The coordinator (bench/run.py) drives the process over a multiprocessing pipe with small dict commands; see
 `Worker.handle`. Arrival times are time.monotonic(), which every process of the machine shares.
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import random
 import re
@@ -88,7 +87,7 @@ class Worker:
             held = True
             try:
                 async with connect(
-                    url,
+                    f"{url}?after_seq={viewer.last_seq}",
                     ssl=use_ssl,
                     additional_headers=headers,
                     open_timeout=60,
@@ -98,7 +97,6 @@ class Worker:
                     max_size=2**23,
                     user_agent_header=None,
                 ) as ws:
-                    await ws.send(json.dumps({"type": "resume", "after_seq": viewer.last_seq}))
                     hello = False
                     async for message in ws:
                         data = message.encode() if isinstance(message, str) else message
