@@ -6,7 +6,8 @@ docs/protocol.md), written once here so that every test client keeps them the sa
 - after any drop, wait an exponential back-off with jitter (the page's: between half and all of
   min(30 s, 0.5 s x 2^attempts)), then connect again; any message received resets the attempts;
 - close codes 4401 and 4404 are final; every other close (4012 "going away" included) is retried;
-- the first frame on every open is `{"type": "resume", "after_seq": <last applied>, "epoch": <epoch>}`;
+- every (re)connect resumes in the URL, `?after_seq=<last applied>&epoch=<epoch>`, as the page does: the missed
+  events come before any live one;
 - events are applied in seq order, once: an event at or below the last applied seq is a duplicate and dropped, one
   beyond it waits behind the gap, which is filled over REST (`GET /api/v1/graphs/{id}/events/?after_seq=&epoch=`);
 - a `reset` frame (or a 409 from the events endpoint) means the database is another life of itself: the page reloads
@@ -30,6 +31,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 import websockets
 from websockets.exceptions import ConnectionClosed
@@ -47,7 +49,7 @@ ABNORMAL = 1006
 def backoff_delay(attempts: int, rng: random.Random | None = None) -> float:
     """Seconds to wait before connect attempt number `attempts` + 1, as the page does (live-socket.js)."""
     ceiling = min(MAX_DELAY, BASE_DELAY * 2**attempts)
-    return ceiling / 2 + (rng or random).random() * (ceiling / 2)
+    return (rng or random).random() * ceiling  # full jitter
 
 
 @functools.cache
@@ -232,7 +234,7 @@ class Viewer:
         headers = {"Authorization": f"Token {self.api.token}"}
         try:
             socket = await websockets.connect(
-                self.ws_url,
+                f"{self.ws_url}?{urlencode({'after_seq': self.last_seq, 'epoch': self.epoch})}",
                 additional_headers=headers,
                 ssl=self.api.tls,
                 open_timeout=10,
@@ -251,8 +253,6 @@ class Viewer:
         reload_requested = False
         heartbeat = asyncio.get_running_loop().create_task(self.keep_alive(socket)) if self.heartbeat else None
         try:
-            # Resume first, on every open, before anything else is read (protocol: "Send it as the first frame").
-            await socket.send(json.dumps({"type": "resume", "after_seq": self.last_seq, "epoch": self.epoch}))
             async for raw in socket:
                 self.attempts = 0
                 self.last_message = time.monotonic()

@@ -88,12 +88,12 @@ async def restarted(trial: Trial, name: str, old_pid: int, timeout: float = 30) 
 
 
 def test_the_client_backs_off_like_the_page():
-    """Between half and all of min(30 s, 0.5 s x 2^attempts), as live-socket.js: jittered, growing, capped."""
+    """Anywhere between 0 and min(30 s, 0.5 s x 2^attempts), as live-socket.js: full jitter, growing, capped."""
     delays = [[backoff_delay(attempt) for _ in range(200)] for attempt in range(8)]
     for attempt, samples in enumerate(delays):
         ceiling = min(30.0, 0.5 * 2**attempt)
-        assert all(ceiling / 2 <= d <= ceiling for d in samples)
-        assert max(samples) - min(samples) > ceiling / 4, "no jitter"
+        assert all(0 <= d <= ceiling for d in samples)
+        assert max(samples) - min(samples) > ceiling / 2, "no jitter"
 
 
 # --- Daphne ---

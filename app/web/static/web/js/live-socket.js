@@ -134,10 +134,10 @@ export class LiveSocket extends EventTarget {
       this.setState("offline");
       return;
     }
-    // Full jitter between half and all of the exponential delay, so that a restarted server is not hit by every
-    // page at the same instant.
+    // Full jitter: anywhere between 0 and the exponential delay, so that the pages of a hall whose server restarted
+    // (or drained them with 4012) come back spread over the whole interval, not all at its end.
     const ceiling = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** this.attempts);
-    const delayMs = Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+    const delayMs = Math.round(Math.random() * ceiling);
     this.attempts += 1;
     this.setState("reconnecting", { delayMs });
     this.retryTimer = setTimeout(() => this.connect(), delayMs);
