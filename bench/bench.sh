@@ -28,40 +28,16 @@ export COMMENTS_WHEELHOUSE="${COMMENTS_WHEELHOUSE:-$root/build/wheelhouse}"
 
 log() { echo "[bench $(date +%H:%M:%S)] $*" >&2; }
 
-container_state() {
-    local state
-    if state="$(docker container inspect --format '{{.State.Status}}' "$container" 2>/dev/null)"; then
-        echo "$state"
-    else
-        echo absent
-    fi
-}
+# shellcheck source=scripts/systemd-container.sh
+. "$root/scripts/systemd-container.sh"
 
 start_container() {
-    case "$(container_state)" in
-        running) log "container $container is running" ;;
-        absent)
-            log "creating container $container from $image"
-            # As scripts/demo.sh (systemd as PID 1), plus the kernel's listen queues and ports for 10,000
-            # sockets. Published on 127.0.0.1 only; the load itself enters the container's network namespace.
-            docker run --detach --name "$container" --hostname "$container" \
-                --cap-add SYS_ADMIN --security-opt seccomp=unconfined --cgroupns=host \
-                --volume /sys/fs/cgroup:/sys/fs/cgroup:rw \
-                --tmpfs /run --tmpfs /run/lock --tmpfs /tmp \
-                --sysctl net.core.somaxconn="$somaxconn" --sysctl net.ipv4.tcp_max_syn_backlog="$somaxconn" \
-                --sysctl net.ipv4.ip_local_port_range="10000 65000" \
-                --publish "127.0.0.1:${https_port}:443" \
-                "$image" /sbin/init >/dev/null ;;
-        *) log "starting container $container"; docker start "$container" >/dev/null ;;
-    esac
-    local state=""
-    for _ in $(seq 1 60); do
-        state="$(docker exec "$container" systemctl is-system-running 2>/dev/null || true)"
-        case "$state" in running|degraded) return 0 ;; esac
-        sleep 1
-    done
-    log "systemd in $container did not finish booting (state: ${state:-none})"
-    return 1
+    # As scripts/demo.sh, plus the kernel's listen queues and ports for 10,000 sockets. Published on 127.0.0.1 only;
+    # the load itself enters the container's network namespace.
+    systemd_container_up "$container" "$image" \
+        --sysctl net.core.somaxconn="$somaxconn" --sysctl net.ipv4.tcp_max_syn_backlog="$somaxconn" \
+        --sysctl net.ipv4.ip_local_port_range="10000 65000" \
+        --publish "127.0.0.1:${https_port}:443"
 }
 
 deploy() {
@@ -79,7 +55,7 @@ deploy() {
 }
 
 down() {
-    if [[ "$(container_state)" != absent ]]; then
+    if [[ "$(container_state "$container")" != absent ]]; then
         docker rm --force "$container" >/dev/null
         log "removed container $container"
     fi

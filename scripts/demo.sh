@@ -24,42 +24,12 @@ export ANSIBLE_CONFIG="$root/ansible.cfg"
 
 log() { echo "[demo $(date +%H:%M:%S)] $*" >&2; }
 
-container_state() {
-    local state
-    if state="$(docker container inspect --format '{{.State.Status}}' "$container" 2>/dev/null)"; then
-        echo "$state"
-    else
-        echo absent
-    fi
-}
+# shellcheck source=scripts/systemd-container.sh
+. "$root/scripts/systemd-container.sh"
 
 start_container() {
-    case "$(container_state)" in
-        running)
-            log "container $container is running" ;;
-        absent)
-            log "creating container $container from $image"
-            # systemd as PID 1 in a container: these options work here, --privileged does not. Ports are published on
-            # 127.0.0.1 only.
-            docker run --detach --name "$container" --hostname "$container" \
-                --cap-add SYS_ADMIN --security-opt seccomp=unconfined --cgroupns=host \
-                --volume /sys/fs/cgroup:/sys/fs/cgroup:rw \
-                --tmpfs /run --tmpfs /run/lock --tmpfs /tmp \
-                --publish "127.0.0.1:${https_port}:443" --publish "127.0.0.1:${http_port}:80" \
-                "$image" /sbin/init >/dev/null ;;
-        *)
-            log "starting container $container"
-            docker start "$container" >/dev/null ;;
-    esac
-    # Wait until systemd has finished booting ("degraded" is fine: the play starts what it needs).
-    local state=""
-    for _ in $(seq 1 60); do
-        state="$(docker exec "$container" systemctl is-system-running 2>/dev/null || true)"
-        case "$state" in running|degraded) return 0 ;; esac
-        sleep 1
-    done
-    log "systemd in $container did not finish booting (state: ${state:-none})"
-    return 1
+    systemd_container_up "$container" "$image" \
+        --publish "127.0.0.1:${https_port}:443" --publish "127.0.0.1:${http_port}:80"
 }
 
 # Made once on this machine and reused, so that `up` twice changes nothing.
@@ -90,7 +60,7 @@ EOT
 }
 
 down() {
-    if [[ "$(container_state)" == absent ]]; then
+    if [[ "$(container_state "$container")" == absent ]]; then
         log "no container $container"
     else
         docker rm --force "$container" >/dev/null
