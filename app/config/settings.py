@@ -156,6 +156,9 @@ DATABASES = {"default": database_from_url(env_required("DATABASE_URL"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_required("REDIS_URL")
+# The Daphne hosts behind Apache's /ws/ balancer, as host:port (written by the comment_app role from the inventory):
+# /healthz reports whether they answer. Empty: not checked (a development server has none).
+DAPHNE_MEMBERS = env_list("COMMENTS_DAPHNE_MEMBERS")
 # Django's cache is the same Redis, under its own key prefix: the rate-limit counters (config/throttling.py) must be
 # shared by every mod_wsgi process and host, which a per-process memory cache would not do.
 CACHES = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import redis
 from django.conf import settings
 from django.db import connection
@@ -31,12 +33,35 @@ def _redis_state() -> str:
     return "ok"
 
 
+def _member_state(member: str) -> str:
+    host, _, port = member.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=1):
+            pass
+    except (OSError, ValueError) as error:
+        return f"error: {error.__class__.__name__}"
+    return "ok"
+
+
+def _daphne_states() -> tuple[str, dict[str, str]]:
+    """Whether the Daphne hosts accept connections: ok while one does (Apache's balancer skips the others)."""
+    members = {member: _member_state(member) for member in settings.DAPHNE_MEMBERS}
+    if not members:
+        return "not checked", members
+    up = sum(state == "ok" for state in members.values())
+    return ("ok" if up else "error: no Daphne host answers"), members
+
+
 @require_GET
 def healthz(request):
-    """200 when PostgreSQL and Redis both answer, else 503 with the state of each."""
-    states = {"database": _database_state(), "redis": _redis_state()}
-    healthy = all(state == "ok" for state in states.values())
-    return JsonResponse({"status": "ok" if healthy else "unavailable", **states}, status=200 if healthy else 503)
+    """200 when PostgreSQL, Redis and at least one Daphne host answer, else 503 with the state of each."""
+    daphne, members = _daphne_states()
+    states = {"database": _database_state(), "redis": _redis_state(), "daphne": daphne}
+    healthy = all(state in ("ok", "not checked") for state in states.values())
+    return JsonResponse(
+        {"status": "ok" if healthy else "unavailable", **states, "daphne_members": members},
+        status=200 if healthy else 503,
+    )
 
 
 # Errors that happen outside the REST framework's views (an unknown URL, an unhandled exception) are JSON too under

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 import yaml
@@ -227,7 +228,31 @@ def test_notifications_need_a_user_and_a_valid_filter(api, bob):
 def test_healthz_reports_database_and_redis(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "redis": "ok"}
+    assert response.json() == {
+        "status": "ok", "database": "ok", "redis": "ok", "daphne": "not checked", "daphne_members": {}
+    }  # fmt: skip
+
+
+def test_healthz_is_ok_while_one_daphne_host_answers(client):
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        up = f"127.0.0.1:{listening.getsockname()[1]}"
+        down = f"127.0.0.1:{servers.free_port()}"
+        with override_settings(DAPHNE_MEMBERS=[up, down]):
+            response = client.get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["daphne"] == "ok"
+    assert body["daphne_members"][up] == "ok"
+    assert body["daphne_members"][down].startswith("error: ")
+
+
+def test_healthz_is_503_when_no_daphne_host_answers(client):
+    with override_settings(DAPHNE_MEMBERS=[f"127.0.0.1:{servers.free_port()}"]):
+        response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert (body["status"], body["database"], body["redis"]) == ("unavailable", "ok", "ok")
+    assert body["daphne"] == "error: no Daphne host answers"
 
 
 def test_healthz_is_503_when_redis_is_unreachable(client):

@@ -1,0 +1,145 @@
+"""Shared steps of the cluster checks: the hosts, the accounts the clients use, and the playbooks run as steps."""
+
+# Testinfra checks are plain pytest asserts; the docker and ansible-playbook CLIs are run with this test's arguments.
+# ruff: noqa: S101, S603, S607
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+# The live client (tests/live_client.py) and the trial of molecule/resilience (viewers, a writer, a step, the count)
+# are shared by every scenario that needs a page-like client.
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "molecule" / "resilience" / "tests"))
+
+from trial import Stack  # noqa: E402 - found through sys.path above
+
+MANAGE = "/usr/local/bin/comments-manage"
+WEB = "cluster-web"
+DAPHNE_HOSTS = ["cluster-daphne1", "cluster-daphne2"]
+ADDED_HOST = "cluster-daphne3"
+DATA = "cluster-data"
+VIEWER_USERS = 20
+WRITER_USERS = 6
+
+# One command makes the accounts the clients use (idempotent) and prints their tokens as JSON.
+ACCOUNTS = f"""
+import json
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+names = [f"viewer-{{i:03d}}" for i in range({VIEWER_USERS})] + [f"writer-{{i}}" for i in range({WRITER_USERS})]
+tokens = {{}}
+for name in names:
+    user, created = get_user_model().objects.get_or_create(username=name)
+    if created:
+        user.set_unusable_password()
+        user.save()
+    tokens[name] = Token.objects.get_or_create(user=user)[0].key
+print(json.dumps(tokens))
+"""
+
+# Established WebSocket connections on a Daphne host's socket (as the app user: root in a container may not read
+# another user's descriptors).
+SOCKETS = "runuser -u comments -- ss -Htnp state established '( sport = :9099 )'"
+
+
+def docker_exec(container: str, command: str, check: bool = True) -> str:
+    """A shell command on one of the scenario's containers."""
+    done = subprocess.run(
+        ["docker", "exec", container, "sh", "-c", command], capture_output=True, text=True, timeout=120, check=False
+    )
+    if check:
+        assert done.returncode == 0, f"{container}: {command}: {done.stdout}{done.stderr}"
+    return done.stdout
+
+
+def sockets_per_host(hosts: list[str]) -> dict[str, int]:
+    """Open WebSockets held by each Daphne host's workers."""
+    return {host: len(docker_exec(host, SOCKETS, check=False).splitlines()) for host in hosts}
+
+
+def sockets_per_worker(host: str) -> collections.Counter:
+    out = docker_exec(host, SOCKETS, check=False)
+    return collections.Counter(part.split("pid=")[1].split(",")[0] for part in out.split() if "pid=" in part)
+
+
+class Playbooks:
+    """The repository's playbooks, run against the scenario's hosts as the runbook runs them against production's."""
+
+    def __init__(self) -> None:
+        ephemeral = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+        self.inventory = [str(ephemeral / "inventory")]
+        self.config = ephemeral / "ansible.cfg"
+        self.added = ephemeral / "cluster-added-host.yml"
+        self.log = ROOT / "build" / "cluster"
+        self.log.mkdir(parents=True, exist_ok=True)
+
+    def add_daphne_host(self, name: str) -> None:
+        """The runbook's "add a Daphne host": one line in the group daphne (here a second inventory source)."""
+        self.added.write_text(f"---\ndaphne:\n  hosts:\n    {name}:\n")
+        self.inventory.append(str(self.added))
+
+    def run(self, playbook: str, env: dict[str, str] | None = None) -> str:
+        command = ["ansible-playbook"]
+        for source in self.inventory:
+            command += ["-i", source]
+        command.append(str(ROOT / "playbooks" / playbook))
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+            cwd=ROOT,
+            env={**os.environ, "ANSIBLE_CONFIG": str(self.config), **(env or {})},
+        )
+        log = self.log / f"{Path(playbook).stem}.log"
+        log.write_text(f"$ {shlex.join(command)}\n{done.stdout}\n{done.stderr}")
+        assert done.returncode == 0, f"{playbook} failed (log: {log}):\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
+        return done.stdout
+
+
+@pytest.fixture(scope="session")
+def playbooks() -> Playbooks:
+    return Playbooks()
+
+
+@pytest.fixture(scope="module")
+def stack(host) -> Stack:
+    variables = host.ansible.get_variables()
+    return Stack(host, container=WEB, https_port=int(variables["molecule_https_port"]))
+
+
+@pytest.fixture(scope="module")
+def tokens() -> dict[str, str]:
+    """API tokens by username."""
+    made = subprocess.run(
+        ["docker", "exec", WEB, MANAGE, "shell", "-c", ACCOUNTS], capture_output=True, text=True, timeout=120
+    )
+    assert made.returncode == 0, made.stderr
+    return json.loads(made.stdout.strip().splitlines()[-1])
+
+
+def release_archive(tmp: Path) -> tuple[Path, str]:
+    """A real second release: app/ with a harmless marker, built by scripts/build-release.sh from a copy of the tree."""
+    (tmp / "scripts").mkdir(parents=True)
+    (tmp / "requirements").mkdir()
+    subprocess.run(["cp", "-a", str(ROOT / "app"), str(tmp / "app")], check=True)
+    subprocess.run(["cp", "-a", str(ROOT / "requirements" / "app.txt"), str(tmp / "requirements")], check=True)
+    subprocess.run(["cp", "-a", str(ROOT / "scripts" / "build-release.sh"), str(tmp / "scripts")], check=True)
+    with (tmp / "app" / "config" / "__init__.py").open("a") as init:
+        init.write("# The cluster scenario's second release (molecule/cluster/tests/test_cluster.py).\n")
+    built = subprocess.run(
+        [str(tmp / "scripts" / "build-release.sh")], capture_output=True, text=True, check=True, timeout=120
+    )
+    release = json.loads(built.stdout)
+    return Path(release["archive"]), release["version"]

@@ -1,0 +1,252 @@
+"""Scale-out and zero-drop deploys (issue 15), on five hosts: web (Apache + mod_wsgi), two Daphne hosts, a third
+Daphne host added by a step, and one host with Redis and PostgreSQL.
+
+The checks run in order, as an operator would: each part runs where the inventory says and nowhere else; viewers held
+by different Daphne hosts all get a comment; then, with viewers connected and a writer posting, the runbook's
+procedures: add a Daphne host (site.yml), roll a real second release (deploy.yml), roll back (rollback.yml). Each is
+one trial (molecule/resilience/tests/trial.py): what every socket went through, what every viewer received, and
+what /healthz answered meanwhile. The figures are printed and kept in build/cluster.json; docs/architecture.md has
+those of the last run.
+"""
+
+# Testinfra checks are plain pytest asserts.
+# ruff: noqa: S101
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import time
+from pathlib import Path
+
+import pytest
+from live_client import Api
+from trial import Trial, wait_for
+
+from conftest import (
+    ADDED_HOST,
+    DAPHNE_HOSTS,
+    DATA,
+    ROOT,
+    WEB,
+    docker_exec,
+    release_archive,
+    sockets_per_host,
+    sockets_per_worker,
+)
+
+# Every check runs from the controller and reaches the hosts with docker exec; Testinfra's host is the web host.
+testinfra_hosts = [f"ansible://{WEB}"]
+
+VIEWERS = 40
+# The runbook's health check, with the site's public name resolved to the web host itself.
+HEALTHZ = "curl -fsk --resolve comments.cluster.test:443:127.0.0.1 https://comments.cluster.test/healthz"
+FIGURES: dict[str, dict] = {}
+
+
+def current_release(container: str) -> str:
+    return docker_exec(container, "readlink /srv/comments/current").strip().rsplit("/", 1)[-1]
+
+
+class Health:
+    """/healthz through Apache, asked every half second while a step runs."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.answers: collections.Counter = collections.Counter()
+        self.stopping = False
+
+    async def poll(self) -> None:
+        while not self.stopping:
+            answer = await asyncio.to_thread(self.api.get, "/healthz")
+            self.answers[str(answer.status) if answer.status else f"no answer ({answer.error[:40]})"] += 1
+            await asyncio.sleep(0.5)
+
+
+def step_trial(stack, tokens, name: str, step, hosts: list[str]) -> tuple[Trial, dict]:
+    """Viewers and a writer through Apache, `step` run in a thread meanwhile, and the figures of every socket."""
+    trial = Trial(stack, tokens, name, viewers=VIEWERS, users=20, rate=1.0)
+    figures: dict = {"step": name}
+    health = Health(Api(stack.base_url, tokens["writer-0"]))
+
+    async def inject(t: Trial) -> None:
+        figures["sockets_before"] = await asyncio.to_thread(sockets_per_host, hosts)
+        figures["hellos_before"] = sum(len(v.hellos) for v in t.viewers)
+        poller = asyncio.get_running_loop().create_task(health.poll())
+        begun = time.monotonic()
+        try:
+            await asyncio.to_thread(step)
+        finally:
+            health.stopping = True
+            await poller
+        figures["step_seconds"] = round(time.monotonic() - begun, 1)
+
+    async def watch(t: Trial) -> None:
+        figures["sockets_after"] = await asyncio.to_thread(sockets_per_host, list(dict.fromkeys([*hosts, ADDED_HOST])))
+        figures["never_closed"] = sum(1 for v in t.viewers if len(v.hellos) == 1 and not v.closes)
+
+    outcome = asyncio.run(trial.run(inject, watch=watch, after=3.0))
+    figures.update(
+        viewers=outcome.viewers,
+        acknowledged=outcome.acknowledged,
+        lost=outcome.lost,
+        duplicated=outcome.duplicated,
+        reconnects=outcome.reconnects,
+        close_codes=outcome.close_codes,
+        healthz=dict(health.answers),
+        answers=outcome.answers,
+    )
+    FIGURES[name] = figures
+    print(f"\n{name}: {json.dumps(figures)}")
+    out = ROOT / "build"
+    out.mkdir(exist_ok=True)
+    (out / "cluster.json").write_text(json.dumps(FIGURES, indent=2))
+    assert outcome.acknowledged > 0, outcome
+    assert outcome.lost == 0, f"{outcome.lost} (viewer, comment) pairs lost: {figures}"
+    assert outcome.duplicated == 0, figures
+    assert outcome.delivered == outcome.acknowledged, outcome
+    assert trial.notes["connected_at_end"] == len(trial.viewers), figures
+    assert set(health.answers) == {"200"}, f"/healthz did not answer 200 throughout: {figures}"
+    return trial, figures
+
+
+# --- Where each part runs ---
+
+
+def test_apache_runs_on_the_web_host_only():
+    assert docker_exec(WEB, "systemctl is-active apache2").strip() == "active"
+    for container in [*DAPHNE_HOSTS, DATA]:
+        assert docker_exec(container, "systemctl is-active apache2", check=False).strip() != "active"
+
+
+@pytest.mark.parametrize("container", DAPHNE_HOSTS)
+def test_each_daphne_host_runs_its_workers_on_its_private_address(container):
+    status = docker_exec(container, "supervisorctl status 'comments-daphne:*'")
+    assert status.count("RUNNING") == 2, status
+    listening = docker_exec(container, "ss -Htln '( sport = :9099 )'")
+    address = {"cluster-daphne1": "172.29.151.11", "cluster-daphne2": "172.29.151.12"}[container]
+    assert f"{address}:9099" in listening, listening
+
+
+def test_redis_and_postgresql_answer_the_app_hosts_on_the_private_address_only():
+    listening = docker_exec(DATA, "ss -Htln")
+    for port in (6379, 5432):
+        local = [line.split()[3] for line in listening.splitlines()]
+        bound = {address.rsplit(":", 1)[0] for address in local if address.endswith(f":{port}")}
+        assert bound <= {"127.0.0.1", "172.29.151.20", "[::1]", "::1"}, (port, bound)
+        assert "172.29.151.20" in bound, (port, bound)
+    # Redis refuses a client without the password, from an app host too.
+    probe = "timeout 3 bash -c 'exec 3<>/dev/tcp/172.29.151.20/6379; printf \"PING\\r\\n\" >&3; head -c 40 <&3'"
+    assert "NOAUTH" in docker_exec("cluster-daphne1", probe, check=False)
+
+
+def test_the_app_hosts_reach_postgresql_over_tls_only():
+    hba = docker_exec(DATA, "cat /etc/postgresql/*/main/pg_hba.conf")
+    for address in ("172.29.151.10", "172.29.151.11", "172.29.151.12"):
+        assert f"hostssl  comments  comments  {address}/32  scram-sha-256" in hba, hba
+    remote = docker_exec(
+        DATA,
+        'runuser -u postgres -- psql -Atc "SELECT a.client_addr, s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s '
+        "USING (pid) WHERE a.datname = 'comments' AND a.client_addr IS NOT NULL AND a.client_addr <> '127.0.0.1'\"",
+    )
+    rows = [line.split("|") for line in remote.splitlines() if line]
+    assert rows, "no app host connected to PostgreSQL"
+    assert all(ssl == "t" for _, ssl in rows), rows
+
+
+def test_healthz_reports_every_daphne_host_with_the_production_host_name():
+    """The runbook's check: the public name resolved to the host itself, as an operator on the host runs it."""
+    body = json.loads(docker_exec(WEB, HEALTHZ))
+    assert body["status"] == "ok", body
+    assert body["daphne_members"] == {"172.29.151.11:9099": "ok", "172.29.151.12:9099": "ok"}, body
+
+
+def test_viewers_held_by_different_daphne_hosts_all_receive_a_comment(stack, tokens):
+    trial = Trial(stack, tokens, "viewers on two Daphne hosts", viewers=20, users=20)
+
+    async def run() -> dict[str, int]:
+        await trial.open_graph()
+        try:
+            await trial.connect_viewers(60)
+            held = await asyncio.to_thread(sockets_per_host, DAPHNE_HOSTS)
+            posted = await asyncio.to_thread(
+                trial.api("writer-0").post, f"/api/v1/graphs/{trial.graph_id}/comments/", {"body": "to every host"}
+            )
+            assert posted.status == 201, posted.body
+            await wait_for(lambda: all(posted.body["seq"] in v.applied for v in trial.viewers), 30, "the comment")
+            return held
+        finally:
+            await asyncio.gather(*(viewer.stop() for viewer in trial.viewers))
+
+    held = asyncio.run(run())
+    print(f"\nsockets per Daphne host: {held}")
+    # bybusyness: each new tunnel goes to the member holding the fewest.
+    assert all(count >= 5 for count in held.values()), held
+    assert sum(held.values()) == 20, held
+
+
+# --- The runbook's procedures, with viewers connected ---
+
+
+def test_adding_a_daphne_host_leaves_every_open_socket_connected(stack, tokens, playbooks):
+    def add() -> None:
+        playbooks.add_daphne_host(ADDED_HOST)
+        playbooks.run("site.yml")
+
+    trial, figures = step_trial(stack, tokens, "add a Daphne host", add, DAPHNE_HOSTS)
+    assert figures["reconnects"] == 0, figures
+    assert figures["never_closed"] == VIEWERS, figures
+    assert sum(figures["sockets_before"].values()) == VIEWERS, figures
+    # The new host serves new sockets: it holds none of the old ones, and bybusyness sends it the next ones.
+    body = json.loads(docker_exec(WEB, HEALTHZ))
+    assert body["daphne_members"].get("172.29.151.13:9099") == "ok", body
+    newcomers = Trial(stack, tokens, "newcomers", viewers=6, users=20)
+
+    async def connect() -> dict[str, int]:
+        newcomers.graph_id, newcomers.epoch = trial.graph_id, trial.epoch
+        try:
+            await newcomers.connect_viewers(60)
+            return await asyncio.to_thread(sockets_per_host, [ADDED_HOST])
+        finally:
+            await asyncio.gather(*(viewer.stop() for viewer in newcomers.viewers))
+
+    on_new_host = asyncio.run(connect())
+    FIGURES["add a Daphne host"]["newcomers_on_new_host"] = on_new_host[ADDED_HOST]
+    assert on_new_host[ADDED_HOST] == 6, on_new_host
+
+
+def test_a_rolling_deploy_of_a_second_release_drops_nothing(stack, tokens, playbooks, tmp_path: Path):
+    hosts = [*DAPHNE_HOSTS, ADDED_HOST]
+    before = {container: current_release(container) for container in [WEB, *hosts]}
+    archive, version = release_archive(tmp_path)
+    assert version not in before.values()
+
+    def deploy() -> None:
+        playbooks.run("deploy.yml", env={"COMMENTS_RELEASE_ARCHIVE": str(archive)})
+
+    _, figures = step_trial(stack, tokens, "rolling deploy", deploy, hosts)
+    after = {container: current_release(container) for container in [WEB, *hosts]}
+    figures.update(release_before=sorted(set(before.values())), release_after=sorted(set(after.values())))
+    assert set(after.values()) == {version}, after
+    # Every worker of every Daphne host was restarted: each socket was told to reconnect (4012), none cut.
+    codes = figures["close_codes"]
+    assert set(codes) <= {"4012"}, codes
+    assert figures["never_closed"] == 0, figures
+
+
+def test_a_rollback_returns_to_the_previous_release_and_drops_nothing(stack, tokens, playbooks):
+    hosts = [*DAPHNE_HOSTS, ADDED_HOST]
+    deployed = FIGURES["rolling deploy"]["release_before"]
+
+    def rollback() -> None:
+        playbooks.run("rollback.yml")
+
+    _, figures = step_trial(stack, tokens, "rollback", rollback, hosts)
+    after = {container: current_release(container) for container in [WEB, *hosts]}
+    figures["release_after"] = sorted(set(after.values()))
+    assert sorted(set(after.values())) == deployed, after
+    assert set(figures["close_codes"]) <= {"4012"}, figures
+    for container in hosts:
+        workers = sockets_per_worker(container)
+        assert len(workers) <= 2, workers
