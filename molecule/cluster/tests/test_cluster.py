@@ -137,7 +137,7 @@ def test_redis_and_postgresql_answer_the_app_hosts_on_the_private_address_only()
         assert bound <= {"127.0.0.1", "172.29.151.20", "[::1]", "::1"}, (port, bound)
         assert "172.29.151.20" in bound, (port, bound)
     # Redis refuses a client without the password, from an app host too.
-    probe = "timeout 3 bash -c 'exec 3<>/dev/tcp/172.29.151.20/6379; printf \"PING\\r\\n\" >&3; head -c 40 <&3'"
+    probe = "timeout 3 bash -c 'exec 3<>/dev/tcp/172.29.151.20/6379; printf \"PING\\r\\n\" >&3; head -n 1 <&3'"
     assert "NOAUTH" in docker_exec("cluster-daphne1", probe, check=False)
 
 
