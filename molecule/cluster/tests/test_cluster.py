@@ -66,7 +66,8 @@ class Health:
 
 def step_trial(stack, tokens, name: str, step, hosts: list[str]) -> tuple[Trial, dict]:
     """Viewers and a writer through Apache, `step` run in a thread meanwhile, and the figures of every socket."""
-    trial = Trial(stack, tokens, name, viewers=VIEWERS, users=20, rate=1.0)
+    # A comment a second for as long as the step takes (a playbook run: minutes on a busy machine), bounded.
+    trial = Trial(stack, tokens, name, viewers=VIEWERS, users=20, rate=1.0, writes=3600)
     figures: dict = {"step": name}
     health = Health(Api(stack.base_url, tokens["writer-0"]))
 

@@ -138,10 +138,17 @@ def test_home_page_answers_over_https(site):
     assert "text/html" in headers.get("content-type", "")
 
 
-def test_health_check_reports_database_and_redis_ok(site):
+def test_health_check_reports_database_redis_and_daphne_ok(site):
     status, _, body = site.curl("https://localhost/healthz")
     assert status == 200, body
-    assert json.loads(body) == {"status": "ok", "database": "ok", "redis": "ok"}
+    assert json.loads(body) == {
+        "status": "ok",
+        "database": "ok",
+        "redis": "ok",
+        "daphne": "ok",
+        # The host's own Daphne socket, on loopback: the one member of its Apache's balancer.
+        "daphne_members": {"127.0.0.1:9099": "ok"},
+    }
 
 
 def test_api_asks_for_credentials(site):

@@ -130,9 +130,18 @@ def describe(answer) -> str:
 
 class Trial:
     def __init__(
-        self, stack: Stack, tokens: dict[str, str], fault: str, viewers: int = 60, users: int = 6, rate: float = 1.0
+        self,
+        stack: Stack,
+        tokens: dict[str, str],
+        fault: str,
+        viewers: int = 60,
+        users: int = 6,
+        rate: float = 1.0,
+        writes: int = 400,
     ) -> None:
         self.stack = stack
+        # The writer's bound: a step that lasts minutes (a playbook run, molecule/cluster) needs more than a fault.
+        self.writes = writes
         self.users = users
         self.tokens = tokens
         self.fault = fault
@@ -214,7 +223,11 @@ class Trial:
         try:
             await self.connect_viewers(connect_timeout)
             self.writer = Writer(
-                [self.api(f"writer-{i}") for i in range(6)], self.graph_id, self.rate, limit=400, label=self.fault
+                [self.api(f"writer-{i}") for i in range(6)],
+                self.graph_id,
+                self.rate,
+                limit=self.writes,
+                label=self.fault,
             )
             self.writer.start()
             await asyncio.sleep(before)
