@@ -82,11 +82,15 @@ class Playbooks:
         self.added = ephemeral / "cluster-added-host.yml"
         self.log = ROOT / "build" / "cluster"
         self.log.mkdir(parents=True, exist_ok=True)
+        # The inventory as an earlier run left it (a verify run again on kept instances, after the host was added).
+        if self.added.exists():
+            self.inventory.append(str(self.added))
 
     def add_daphne_host(self, name: str) -> None:
         """The runbook's "add a Daphne host": one line in the group daphne (here a second inventory source)."""
         self.added.write_text(f"---\ndaphne:\n  hosts:\n    {name}:\n")
-        self.inventory.append(str(self.added))
+        if str(self.added) not in self.inventory:
+            self.inventory.append(str(self.added))
 
     def run(self, playbook: str, env: dict[str, str] | None = None) -> str:
         command = ["ansible-playbook"]
