@@ -23,7 +23,9 @@ ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "tests"))
 
 MANAGE = "/usr/local/bin/comments-manage"
-USERS = [f"viewer-{i}" for i in range(4)] + [f"writer-{i}" for i in range(4)]
+# Writers: each stays under the per-user comment rate (30/min by default): the restore's writes use writer-1..3,
+# the rotation's writer-4..7.
+USERS = [f"viewer-{i}" for i in range(4)] + [f"writer-{i}" for i in range(8)]
 
 # The accounts the clients use (idempotent), printed with their API tokens as JSON.
 ACCOUNTS = f"""

@@ -122,8 +122,9 @@ def test_a_restored_backup_brings_back_every_comment_and_viewers_reload(host, ba
         audience = Audience(base_url, tokens, "Operations: backup and restore")
         try:
             await audience.connect(VIEWERS)
-            writer = audience.api("writer-1")
-            backed_up = await asyncio.to_thread(post_comments, writer, audience.graph_id, 20, "before the backup")
+            backed_up = await asyncio.to_thread(
+                post_comments, audience.api("writer-1"), audience.graph_id, 20, "before the backup"
+            )
             await audience.caught_up(backed_up[-1])
             in_backup = await asyncio.to_thread(comments_table, host)
             figures["comments in the backup"] = int(sql(host, "SELECT count(*) FROM comments_comment"))
@@ -137,7 +138,9 @@ def test_a_restored_backup_brings_back_every_comment_and_viewers_reload(host, ba
             figures["dump"] = dumps.pop()
 
             # Written after the backup: lost by the restore, and their seqs will be given again to other comments.
-            lost = await asyncio.to_thread(post_comments, writer, audience.graph_id, 3, "after the backup")
+            lost = await asyncio.to_thread(
+                post_comments, audience.api("writer-2"), audience.graph_id, 3, "after the backup"
+            )
             await audience.caught_up(lost[-1])
             figures["comments before the disaster"] = int(sql(host, "SELECT count(*) FROM comments_comment"))
 
@@ -167,7 +170,9 @@ def test_a_restored_backup_brings_back_every_comment_and_viewers_reload(host, ba
 
             # New comments reuse the lost ones' seqs: a viewer that resumed with the old epoch would take them for
             # the lost ones. Each viewer was told to reload instead, and then got exactly the new comments.
-            fresh = await asyncio.to_thread(post_comments, writer, audience.graph_id, 3, "after the restore")
+            fresh = await asyncio.to_thread(
+                post_comments, audience.api("writer-3"), audience.graph_id, 3, "after the restore"
+            )
             assert fresh[0] == backed_up[-1] + 1
             await wait_for(
                 lambda: all(v.epoch == new_epoch and v.connected for v in audience.viewers), 120, "viewers to reload"
@@ -254,7 +259,7 @@ def test_secrets_rotate_while_viewers_watch_and_a_writer_writes(host, base_url, 
         try:
             await audience.connect(VIEWERS)
             writer = Writer(
-                [audience.api(f"writer-{i}") for i in range(1, 4)], audience.graph_id, 2.0, limit=600, label="rotation"
+                [audience.api(f"writer-{i}") for i in range(4, 8)], audience.graph_id, 1.5, limit=600, label="rotation"
             )
             writer.start()
             await asyncio.sleep(2)
