@@ -72,6 +72,17 @@ class Audience:
         await asyncio.gather(*(v.stop() for v in self.viewers))
 
 
+def get_ok(api: Api, path: str, timeout: float = 120) -> dict:
+    """GET until it answers 200 (bounded): right after a restart the app's first request loads Django."""
+    begun = time.monotonic()
+    while True:
+        answer = api.get(path)
+        if answer.status == 200:
+            return answer.body
+        assert time.monotonic() - begun < timeout, f"GET {path}: {answer.status} {answer.body or answer.error}"
+        time.sleep(1)
+
+
 def post_comments(api: Api, graph_id: int, count: int, label: str) -> list[int]:
     seqs = []
     for number in range(count):
@@ -158,11 +169,10 @@ def test_a_restored_backup_brings_back_every_comment_and_viewers_reload(host, ba
             figures["comments after the restore"] = int(sql(host, "SELECT count(*) FROM comments_comment"))
             figures["events after the restore"] = int(sql(host, "SELECT count(*) FROM comments_event"))
 
-            graph = await asyncio.to_thread(audience.owner.get, f"/api/v1/graphs/{audience.graph_id}/")
-            assert graph.status == 200
-            new_epoch = graph.body["epoch"]
+            graph = await asyncio.to_thread(get_ok, audience.owner, f"/api/v1/graphs/{audience.graph_id}/")
+            new_epoch = graph["epoch"]
             assert new_epoch != audience.epoch
-            assert graph.body["last_seq"] == backed_up[-1]
+            assert graph["last_seq"] == backed_up[-1]
             old = await asyncio.to_thread(
                 audience.owner.get, f"/api/v1/graphs/{audience.graph_id}/events/?after_seq=0&epoch={audience.epoch}"
             )
