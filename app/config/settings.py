@@ -96,6 +96,9 @@ def database_from_url(url: str) -> dict:
 
 
 SECRET_KEY = env_required("DJANGO_SECRET_KEY")
+# Keys of before a rotation (playbooks/rotate-secrets.yml), separated by spaces: what they signed (sessions, password
+# reset links, signed values) stays valid while new signatures use SECRET_KEY. Drop them once those have expired.
+SECRET_KEY_FALLBACKS = os.environ.get("DJANGO_SECRET_KEY_FALLBACKS", "").split()
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
