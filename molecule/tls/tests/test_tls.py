@@ -9,14 +9,20 @@ Runs on the site's host only (pebble's host, tls-acme, is the CA the checks ask 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 import shlex
 import socket
 import ssl
+import time
+import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
+import websockets
 
 testinfra_hosts = ["ansible://comments"]
 
@@ -240,3 +246,71 @@ def test_session_tickets_are_off_and_hsts_is_not_on_plain_http(host):
     assert "TLS session ticket:" not in tickets
     _, headers, _ = head(host, "http://127.0.0.1/healthz")
     assert "strict-transport-security" not in dict(headers)
+
+
+# --- mod_reqtimeout and WebSockets ---
+
+# Longer than every limit of RequestReadTimeout (handshake 20 s, header 20 s, body 20 s at 500 bytes/s).
+SILENCE_SECONDS = 45
+
+
+def insecure_tls() -> ssl.SSLContext:
+    """The certificate is checked above; here only the tunnel matters."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def test_a_silent_websocket_outlives_the_request_read_timeouts(host):
+    """A client that sends nothing but pong replies for 45 s keeps its WebSocket and still gets a comment.
+
+    mod_reqtimeout bounds reading a request (at least 500 bytes/s after 20 s); an upgraded WebSocket is a tunnel it
+    must leave alone, or every quiet viewer would be cut after 20 s.
+    """
+    loaded = host.run("env DEMO_PASSWORD=tls-check-only /usr/local/bin/comments-manage load_demo")
+    assert loaded.rc == 0, loaded.stderr
+    created = host.run_expect([0], "/usr/local/bin/comments-manage drf_create_token alice")
+    token = re.search(r"\b([0-9a-f]{40})\b", created.stdout).group(1)
+    port = int(host.ansible.get_variables()["molecule_https_port"])
+    base = f"https://127.0.0.1:{port}"
+    headers = {"Authorization": f"Token {token}"}
+
+    def request(path: str, data: dict | None = None) -> dict:
+        call = urllib.request.Request(  # noqa: S310 (an https:// URL built here)
+            base + path,
+            data=json.dumps(data).encode() if data is not None else None,
+            headers={**headers, "Content-Type": "application/json"},
+            method="POST" if data is not None else "GET",
+        )
+        with urllib.request.urlopen(call, context=insecure_tls(), timeout=20) as response:  # noqa: S310
+            return json.load(response)
+
+    graph_id = request("/api/v1/graphs/")["results"][0]["id"]
+    body = f"after a silence {uuid.uuid4()}"
+
+    async def scenario() -> None:
+        async with websockets.connect(
+            f"wss://127.0.0.1:{port}/ws/graphs/{graph_id}/",
+            additional_headers=headers,
+            ssl=insecure_tls(),
+            ping_interval=None,  # the client sends nothing of its own; it answers Daphne's pings
+        ) as socket_:
+            assert json.loads(await asyncio.wait_for(socket_.recv(), timeout=20))["type"] == "hello"
+            deadline = time.monotonic() + SILENCE_SECONDS
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    await asyncio.wait_for(socket_.recv(), timeout=left)  # presence frames may come
+                except TimeoutError:
+                    break
+            assert socket_.state is websockets.protocol.State.OPEN
+            created = await asyncio.to_thread(request, f"/api/v1/graphs/{graph_id}/comments/", {"body": body})
+            async for raw in socket_:
+                frame = json.loads(raw)
+                if frame.get("type") == "event" and frame["comment"]["body"] == body:
+                    assert frame["seq"] == created["seq"]
+                    return
+            raise AssertionError("the WebSocket closed before the comment arrived")
+
+    # Bounds the whole check only.
+    asyncio.run(asyncio.wait_for(scenario(), timeout=SILENCE_SECONDS + 60))
