@@ -5,7 +5,7 @@ every open socket as an event of about the size the app sends. What it costs per
 Python server on this machine reaches; bench/run.py reports the deployed stack as a ratio to it.
 
 Usage (inside the bench container, with the controller's websockets package on PYTHONPATH):
-    python3 plain_server.py --port 9200
+    python3 plain_server.py --port 9300
 """
 
 from __future__ import annotations
@@ -52,5 +52,5 @@ async def main(port: int) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=9200)
+    parser.add_argument("--port", type=int, default=9300)
     asyncio.run(main(parser.parse_args().port))

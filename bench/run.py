@@ -1,7 +1,7 @@
 """The benchmark of issue 13, run by bench/bench.sh against the container it deployed (docs/performance.md).
 
 Runs inside the container's network namespace (bench.sh starts it with nsenter), so every connection goes to
-127.0.0.1 of the container: Apache on 443 (TLS), Daphne's shared socket on 9099, the plain server on 9200. The
+127.0.0.1 of the container: Apache on 443 (TLS), Daphne's shared socket on 9099, the plain server on 9300. The
 stack is pinned to CPU 0 (`docker update --cpuset-cpus`), this process and its load workers to CPU 1.
 
 Targets, each measured for the deployed stack (through Apache over TLS), Daphne directly and the plain server:
@@ -40,7 +40,8 @@ urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
-PLAIN_PORT = 9200
+# Not 9200-92xx: the Daphne workers serve their metrics there (daphne_metrics_port_base).
+PLAIN_PORT = 9300
 STACK_CPU = "0"
 # Handshakes each load process keeps waiting at once (4 processes: 256 in all).
 INFLIGHT = 64

@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 
 import redis
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
+
+from config import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -74,12 +77,15 @@ def _group_send(group: str, message: dict) -> None:
     client.publish(f"{prefix}__group__{group}", layer.serialize(message))
 
 
-def send_now(group: str, message: dict) -> None:
+def send_now(group: str, message: dict) -> bool:
+    """Announce now; False if that failed (logged, never raised)."""
     try:
         _group_send(group, message)
     # A failed announcement must never fail the committed change.
     except Exception:
         logger.exception("Could not announce %s to %s; clients catch up on resume", message.get("type"), group)
+        return False
+    return True
 
 
 def send_on_commit(group: str, message: dict) -> None:
@@ -88,7 +94,17 @@ def send_on_commit(group: str, message: dict) -> None:
 
 def announce_event(graph_id: int, seq: int, frame: dict) -> None:
     """After commit, hand one numbered event of a graph to every worker holding a viewer of it."""
-    send_on_commit(graph_group(graph_id), {"type": "graph.event", "graph": graph_id, "seq": seq, "text": encode(frame)})
+    message = {"type": "graph.event", "graph": graph_id, "seq": seq, "text": encode(frame)}
+    transaction.on_commit(lambda: _publish_event(graph_group(graph_id), message))
+
+
+def _publish_event(group: str, message: dict) -> None:
+    # `at`: when it left, for the fan-out lag each worker measures (config/metrics.py).
+    message["at"] = time.time()
+    if send_now(group, message):
+        metrics.EVENTS_PUBLISHED.inc()
+    else:
+        metrics.EVENTS_PUBLISH_FAILED.inc()
 
 
 def announce_notification(user_id: int, frame: dict) -> None:

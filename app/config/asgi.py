@@ -10,8 +10,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 
-from live import drain  # noqa: E402
+from config import metrics  # noqa: E402
+from live import access, drain, fanout  # noqa: E402
 from live.auth import OriginValidator, WebSocketAuthMiddleware  # noqa: E402
 from live.routing import websocket_urlpatterns  # noqa: E402
 
@@ -24,6 +26,11 @@ application = ProtocolTypeRouter(
 
 # SIGUSR1 drains the worker (supervisor's stopsignal): sockets are told to reconnect elsewhere, then it stops.
 drain.install()
+
+# This worker's metrics on its own port (METRICS_PORT_BASE + its supervisor process number), when configured.
+metrics.start_worker_server(
+    metrics.LiveCollector(access.open_sockets, fanout.graph_sockets, settings.METRICS_TOP_GRAPHS)
+)
 
 # A Daphne worker holds thousands of long-lived sockets. Everything loaded so far (Django, the app, the URL
 # patterns) lives as long as the process: freeze it, so that the collector never scans it again, and let the young

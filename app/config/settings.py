@@ -96,6 +96,9 @@ def database_from_url(url: str) -> dict:
 
 
 SECRET_KEY = env_required("DJANGO_SECRET_KEY")
+# Keys of before a rotation (playbooks/rotate-secrets.yml), separated by spaces: what they signed (sessions, password
+# reset links, signed values) stays valid while new signatures use SECRET_KEY. Drop them once those have expired.
+SECRET_KEY_FALLBACKS = os.environ.get("DJANGO_SECRET_KEY_FALLBACKS", "").split()
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
@@ -121,6 +124,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: the time of a write as its author feels it, every other middleware included.
+    "config.metrics.HttpWriteMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "web.middleware.ContentSecurityPolicyMiddleware",
     # Before anything reads the query string (sessions, authentication, views): a NUL in it is a 400.
@@ -275,6 +280,10 @@ WEBSOCKET_MAX_PER_USER = env_int("WEBSOCKET_MAX_PER_USER", 20)
 # Every this many seconds each worker reads the last seq of the graphs it shows and has sockets that are behind fetch
 # what they missed (live/fanout.py): the bound on how late a comment whose broadcast Redis lost arrives.
 FANOUT_CATCH_UP_SECONDS = env_float("FANOUT_CATCH_UP_SECONDS", 5.0)
+
+# Metrics (config/metrics.py): per-graph gauges only for this many graphs with most viewers on a worker, so that a
+# site with thousands of graphs does not give Prometheus thousands of series per worker.
+METRICS_TOP_GRAPHS = env_int("METRICS_TOP_GRAPHS", 10)
 # Draining a Daphne worker (live/drain.py, on SIGUSR1): its sockets are closed with 4012 over this many seconds,
 # then it waits up to the grace for them to go before it stops. Supervisor's stopwaitsecs must exceed the sum.
 DAPHNE_DRAIN_SPREAD_SECONDS = env_float("DAPHNE_DRAIN_SPREAD_SECONDS", 5.0)

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from config.metrics import metrics_view
 from config.views import healthz
 from web.views import throttle_logins
 
@@ -12,6 +13,8 @@ handler500 = "config.views.server_error"
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    # Prometheus, for the HTTP side (mod_wsgi's processes); Apache admits only its allow list to this path.
+    path("metrics", metrics_view, name="metrics"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/", include("graphs.urls")),
     path("api/v1/", include("comments.urls")),

@@ -206,6 +206,11 @@ class AccessWatcher:
 _watchers = PerLoop(lambda: AccessWatcher(settings.ACCESS_RECHECK_SECONDS))
 
 
+def open_sockets() -> int:
+    """Sockets watched over every loop (for the metrics, from the metrics server's thread)."""
+    return sum(len(found.graph_of) for found in _watchers.instances())
+
+
 def watcher() -> AccessWatcher:
     """The watcher of the running event loop (Daphne runs one loop per process)."""
     return _watchers.get()

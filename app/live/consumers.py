@@ -33,7 +33,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from comments import broadcast, services
 from comments.models import Event
-from config import inputs, throttling
+from config import inputs, metrics, throttling
 from config.api import validation_error_detail
 from graphs.models import Graph
 from live import access, drain, fanout, presence
@@ -159,6 +159,7 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
     async def accept(self, subprotocol=None, headers=None) -> None:
         await super().accept(subprotocol, headers)
         self.accepted = True
+        metrics.ACCEPTED.inc()
 
     async def admit(self, graph_id: int | None) -> bool:
         """Count this socket against its user's limit and put it under the access watcher; False if refused."""
@@ -238,6 +239,7 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         if self.closing:
             return
         self.closing = True
+        metrics.count_close("server", code)
         try:
             await self.leave()
         finally:
@@ -259,6 +261,8 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
 
     async def disconnect(self, code) -> None:
+        if not self.closing:
+            metrics.count_close("client", code)  # a close of ours was counted by `refuse`
         self.closing = True
         await self.leave()
 
@@ -535,6 +539,7 @@ class GraphConsumer(ProtocolConsumer):
             # The client's seqs count in another life of the stream (the database was restored): nothing it holds
             # can be resumed from. It reloads; this socket goes on live from the newest event.
             self.floor = self.last_sent = max(self.last_sent, latest)
+            metrics.RESUMES.labels(outcome="reset").inc()
             await self.send_frame(encode({"type": "reset", "epoch": self.epoch, "last_seq": latest}))
             return
         if after > self.last_sent:
@@ -544,6 +549,7 @@ class GraphConsumer(ProtocolConsumer):
                 return
             # The client has these already (from another connection): do not send them again.
             self.last_sent = after
+        metrics.RESUMES.labels(outcome="resumed").inc()
         if after < self.floor:
             # Older than this connection: the events the client missed while it was away. (A live event sent
             # before this resume was read stays sent; clients send `resume` as their first frame to avoid that.)
@@ -619,4 +625,5 @@ class NotFoundConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         await self.accept()
+        metrics.count_close("server", NOT_FOUND)
         await self.close(NOT_FOUND)

@@ -30,6 +30,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from comments import broadcast
+from config import metrics
 from live import access
 from live.pool import pooled_read
 from live.tasks import PerLoop, cancel_all
@@ -144,8 +145,11 @@ class FanOut:
         kind = message.get("type")
         graph_id = _graph_of(message)
         if kind == "graph.event" and graph_id is not None:
-            for socket in list(self.sockets.get(graph_id, ())):
+            sockets = list(self.sockets.get(graph_id, ()))
+            metrics.count_delivered(len(sockets))
+            for socket in sockets:
                 await socket.deliver(message)
+            metrics.observe_lag(message)
         elif kind == "graph.access" and graph_id is not None:
             await access.watcher().check_graph(graph_id)
 
@@ -163,6 +167,15 @@ def _graph_of(message: dict) -> int | None:
 
 
 _hubs = PerLoop(FanOut)
+
+
+def graph_sockets() -> dict[int, int]:
+    """Sockets per graph over every loop's fan-out (for the metrics, from the metrics server's thread)."""
+    counts: dict[int, int] = {}
+    for found in _hubs.instances():
+        for graph_id, sockets in list(found.sockets.items()):
+            counts[graph_id] = counts.get(graph_id, 0) + len(sockets)
+    return counts
 
 
 def hub() -> FanOut:

@@ -25,6 +25,10 @@ class PerLoop(Generic[T]):
             found = self._instances[loop] = self.factory()
         return found
 
+    def instances(self) -> list[T]:
+        """Every loop's instance (safe from another thread: the metrics server's, config/metrics.py)."""
+        return list(self._instances.values())
+
     def current(self) -> T | None:
         """The running loop's instance, if it has one."""
         return self._instances.get(asyncio.get_running_loop())
