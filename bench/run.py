@@ -1,7 +1,7 @@
 """The benchmark of issue 13, run by bench/bench.sh against the container it deployed (docs/performance.md).
 
 Runs inside the container's network namespace (bench.sh starts it with nsenter), so every connection goes to
-127.0.0.1 of the container: Apache on 443 (TLS), Daphne's shared socket on 9099, the plain server on 9300. The
+127.0.0.1 of the container: Apache on 443 (TLS), the Daphne workers on 9099 + N, the plain server on 9300. The
 stack is pinned to CPU 0 (`docker update --cpuset-cpus`), this process and its load workers to CPU 1.
 
 Targets, each measured for the deployed stack (through Apache over TLS), Daphne directly and the plain server:
@@ -128,13 +128,17 @@ class Load:
             pipe.send(command)
         return [pipe.recv() for pipe in self.pipes]
 
-    def open(self, url: str, tokens: list[str], after_seq: int, rate: float, deadline: float, headers=None) -> None:
+    def open(
+        self, url: str | list[str], tokens: list[str], after_seq: int, rate: float, deadline: float, headers=None
+    ) -> None:
+        """Each load process opens its share of the viewers; given several URLs, process i uses URL i modulo."""
         share = len(self.pipes)
+        urls = [url] if isinstance(url, str) else url
         for i, pipe in enumerate(self.pipes):
             pipe.send(
                 {
                     "cmd": "open",
-                    "url": url,
+                    "url": urls[i % len(urls)],
                     "tokens": tokens[i::share],
                     "after_seq": after_seq,
                     "rate": max(1.0, rate / share),
@@ -191,7 +195,7 @@ class Load:
 class Target:
     """Where viewers connect and how a comment is made for them."""
 
-    def __init__(self, name: str, url: str, poster: Poster | None = None, plain: bool = False):
+    def __init__(self, name: str, url: str | list[str], poster: Poster | None = None, plain: bool = False):
         self.name = name
         self.url = url
         self.poster = poster
@@ -325,9 +329,21 @@ class Bench:
         self.report["baseline"] = {g: {k: v for k, v in s.items() if k != "pids"} for g, s in BASELINE.items()}
         self.targets = {
             "stack": Target("stack", f"wss://127.0.0.1/ws/graphs/{self.graph}/", self.apache),
-            "daphne": Target("daphne", f"ws://127.0.0.1:9099/ws/graphs/{self.graph}/", self.apache),
+            # Every worker on its own port (9099 + N): each load process connects to one of them.
+            "daphne": Target(
+                "daphne",
+                [f"ws://127.0.0.1:{port}/ws/graphs/{self.graph}/" for port in self.daphne_ports()],
+                self.apache,
+            ),
             "plain": Target("plain", f"ws://127.0.0.1:{PLAIN_PORT}/", plain=True),
         }
+
+    def daphne_ports(self) -> list[int]:
+        """The Daphne workers' ports: one supervisor program per worker, comments-daphne-NN on 9099 + NN."""
+        status = self.container.run("sh", "-c", "supervisorctl status || true")
+        names = [line.split()[0] for line in status.splitlines() if line.startswith("comments-daphne-")]
+        assert names, f"no Daphne worker in supervisorctl status:\n{status}"
+        return [9099 + int(name.rsplit("-", 1)[1]) for name in sorted(names)]
 
     def stop_plain(self) -> None:
         """Stop the plain server this bench started (by the pid it wrote), if it runs."""

@@ -161,8 +161,10 @@ DATABASES = {"default": database_from_url(env_required("DATABASE_URL"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_required("REDIS_URL")
-# The Daphne hosts behind Apache's /ws/ balancer, as host:port (written by the comment_app role from the inventory):
-# /healthz reports whether they answer. Empty: not checked (a development server has none).
+# The Daphne workers behind Apache's /ws/ balancer, as host:port, one per line of the file the apache role writes
+# (read at each check: a new worker or host needs no restart of the app), or listed here: /healthz reports whether
+# they answer. Neither: not checked (a development server has none).
+DAPHNE_MEMBERS_FILE = os.environ.get("COMMENTS_DAPHNE_MEMBERS_FILE", "")
 DAPHNE_MEMBERS = env_list("COMMENTS_DAPHNE_MEMBERS")
 # Django's cache is the same Redis, under its own key prefix: the rate-limit counters (config/throttling.py) must be
 # shared by every mod_wsgi process and host, which a per-process memory cache would not do.

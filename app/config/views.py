@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import redis
 from django.conf import settings
@@ -43,9 +44,23 @@ def _member_state(member: str) -> str:
     return "ok"
 
 
+def _daphne_members() -> list[str] | None:
+    """Apache's /ws/ balancer members: the settings' list, else the members file (None when it cannot be read)."""
+    if settings.DAPHNE_MEMBERS or not settings.DAPHNE_MEMBERS_FILE:
+        return list(settings.DAPHNE_MEMBERS)
+    try:
+        text = Path(settings.DAPHNE_MEMBERS_FILE).read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
 def _daphne_states() -> tuple[str, dict[str, str]]:
-    """Whether the Daphne hosts accept connections: ok while one does (Apache's balancer skips the others)."""
-    members = {member: _member_state(member) for member in settings.DAPHNE_MEMBERS}
+    """Whether the Daphne workers accept connections: ok while one does (Apache's balancer skips the others)."""
+    listed = _daphne_members()
+    if listed is None:
+        return "error: no list of Daphne workers", {}
+    members = {member: _member_state(member) for member in listed}
     if not members:
         return "not checked", members
     up = sum(state == "ok" for state in members.values())
@@ -54,7 +69,7 @@ def _daphne_states() -> tuple[str, dict[str, str]]:
 
 @require_GET
 def healthz(request):
-    """200 when PostgreSQL, Redis and at least one Daphne host answer, else 503 with the state of each."""
+    """200 when PostgreSQL, Redis and at least one Daphne worker answer, else 503 with the state of each."""
     daphne, members = _daphne_states()
     states = {"database": _database_state(), "redis": _redis_state(), "daphne": daphne}
     healthy = all(state in ("ok", "not checked") for state in states.values())

@@ -246,6 +246,27 @@ def test_healthz_is_ok_while_one_daphne_host_answers(client):
     assert body["daphne_members"][down].startswith("error: ")
 
 
+def test_healthz_reads_the_members_file_at_each_check(client, tmp_path):
+    """The apache role writes the members to a file: a new worker needs no restart of the app."""
+    members = tmp_path / "daphne-members"
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        up = f"127.0.0.1:{listening.getsockname()[1]}"
+        down = f"127.0.0.1:{servers.free_port()}"
+        with override_settings(DAPHNE_MEMBERS=[], DAPHNE_MEMBERS_FILE=str(members)):
+            members.write_text(f"# written by Ansible\n{down}\n")
+            first = client.get("/healthz")
+            members.write_text(f"{down}\n{up}\n")
+            second = client.get("/healthz")
+            members.unlink()
+            missing = client.get("/healthz")
+    assert first.status_code == 503, first.json()
+    assert list(first.json()["daphne_members"]) == [down]
+    assert second.status_code == 200, second.json()
+    assert second.json()["daphne_members"][up] == "ok"
+    assert missing.status_code == 503
+    assert missing.json()["daphne"] == "error: no list of Daphne workers"
+
+
 def test_healthz_is_503_when_no_daphne_host_answers(client):
     with override_settings(DAPHNE_MEMBERS=[f"127.0.0.1:{servers.free_port()}"]):
         response = client.get("/healthz")

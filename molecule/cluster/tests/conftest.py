@@ -49,7 +49,8 @@ print(json.dumps(tokens))
 
 # Established WebSocket connections on a Daphne host's socket (as the app user: root in a container may not read
 # another user's descriptors).
-SOCKETS = "runuser -u comments -- ss -Htnp state established '( sport = :9099 )'"
+# (The workers' sockets are ports 9099 + N, one per worker.)
+SOCKETS = "runuser -u comments -- ss -Htnp state established '( sport >= :9099 and sport <= :9163 )'"
 
 
 def docker_exec(container: str, command: str, check: bool = True) -> str:
@@ -65,6 +66,12 @@ def docker_exec(container: str, command: str, check: bool = True) -> str:
 def sockets_per_host(hosts: list[str]) -> dict[str, int]:
     """Open WebSockets held by each Daphne host's workers."""
     return {host: len(docker_exec(host, SOCKETS, check=False).splitlines()) for host in hosts}
+
+
+def sockets_per_port(host: str) -> collections.Counter:
+    """Open WebSockets of one Daphne host by the worker's port (9099 + N): one balancer member each."""
+    out = docker_exec(host, SOCKETS, check=False)
+    return collections.Counter(int(line.split()[2].rsplit(":", 1)[1]) for line in out.splitlines() if line.strip())
 
 
 def sockets_per_worker(host: str) -> collections.Counter:
@@ -86,11 +93,21 @@ class Playbooks:
         if self.added.exists():
             self.inventory.append(str(self.added))
 
-    def add_daphne_host(self, name: str) -> None:
-        """The runbook's "add a Daphne host": one line in the group daphne (here a second inventory source)."""
-        self.added.write_text(f"---\ndaphne:\n  hosts:\n    {name}:\n")
+    def add_daphne_host(self, name: str, workers: dict[str, int] | None = None) -> None:
+        """The runbook's "add a Daphne host": one line in the group daphne (here a second inventory source); and its
+        "add workers": comments_daphne_workers for a host."""
+        text = f"---\ndaphne:\n  hosts:\n    {name}:\n"
+        for host, count in (workers or {}).items():
+            text += f"    {host}:\n      comments_daphne_workers: {count}\n"
+        self.added.write_text(text)
         if str(self.added) not in self.inventory:
             self.inventory.append(str(self.added))
+
+    def remove_added(self) -> None:
+        """Back to the scenario's own inventory: the added host out of the group daphne, the workers as they were."""
+        self.added.unlink(missing_ok=True)
+        if str(self.added) in self.inventory:
+            self.inventory.remove(str(self.added))
 
     def run(self, playbook: str, env: dict[str, str] | None = None) -> str:
         command = ["ansible-playbook"]

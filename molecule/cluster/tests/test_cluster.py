@@ -33,6 +33,7 @@ from conftest import (
     docker_exec,
     release_archive,
     sockets_per_host,
+    sockets_per_port,
     sockets_per_worker,
 )
 
@@ -125,11 +126,15 @@ def test_apache_runs_on_the_web_host_only():
 
 @pytest.mark.parametrize("container", DAPHNE_HOSTS)
 def test_each_daphne_host_runs_its_workers_on_its_private_address(container):
-    status = docker_exec(container, "supervisorctl status 'comments-daphne:*'")
-    assert status.count("RUNNING") == 2, status
-    listening = docker_exec(container, "ss -Htln '( sport = :9099 )'")
+    status = docker_exec(container, "supervisorctl status")
+    workers = [line for line in status.splitlines() if line.startswith("comments-daphne-")]
+    assert len(workers) == 2, status
+    assert all(" RUNNING " in line for line in workers), status
+    listening = docker_exec(container, "ss -Htln '( sport >= :9099 and sport <= :9163 )'")
     address = {"cluster-daphne1": "172.29.151.11", "cluster-daphne2": "172.29.151.12"}[container]
-    assert f"{address}:9099" in listening, listening
+    # One socket per worker, on the host's private address only.
+    bound = sorted(line.split()[3] for line in listening.splitlines())
+    assert bound == [f"{address}:9099", f"{address}:9100"], listening
 
 
 def test_redis_and_postgresql_answer_the_app_hosts_on_the_private_address_only():
@@ -162,7 +167,9 @@ def test_healthz_reports_every_daphne_host_with_the_production_host_name():
     """The runbook's check: the public name resolved to the host itself, as an operator on the host runs it."""
     body = json.loads(docker_exec(WEB, HEALTHZ))
     assert body["status"] == "ok", body
-    assert body["daphne_members"] == {"172.29.151.11:9099": "ok", "172.29.151.12:9099": "ok"}, body
+    assert body["daphne_members"] == {
+        f"172.29.151.{host}:{port}": "ok" for host in (11, 12) for port in (9099, 9100)
+    }, body
 
 
 def test_viewers_held_by_different_daphne_hosts_all_receive_a_comment(stack, tokens):
@@ -192,31 +199,39 @@ def test_viewers_held_by_different_daphne_hosts_all_receive_a_comment(stack, tok
 # --- The runbook's procedures, with viewers connected ---
 
 
-def test_adding_a_daphne_host_leaves_every_open_socket_connected(stack, tokens, playbooks):
+def test_adding_a_daphne_host_and_a_worker_leaves_every_open_socket_connected(stack, tokens, playbooks):
+    # The runbook's two ways to add capacity, in one run: a third Daphne host (one inventory line) and a third worker
+    # on the first Daphne host (comments_daphne_workers).
     def add() -> None:
-        playbooks.add_daphne_host(ADDED_HOST)
+        playbooks.add_daphne_host(ADDED_HOST, workers={DAPHNE_HOSTS[0]: 3})
         playbooks.run("site.yml")
 
-    trial, figures = step_trial(stack, tokens, "add a Daphne host", add, DAPHNE_HOSTS)
+    trial, figures = step_trial(stack, tokens, "add a Daphne host and a worker", add, DAPHNE_HOSTS)
     assert figures["reconnects"] == 0, figures
     assert figures["never_closed"] == VIEWERS, figures
     assert sum(figures["sockets_before"].values()) == VIEWERS, figures
-    # The new host serves new sockets: it holds none of the old ones, and bybusyness sends it the next ones.
+    # The new members serve new sockets: they hold none of the old ones, and bybusyness sends them the next ones
+    # (the third host's two workers and the first host's third worker).
     body = json.loads(docker_exec(WEB, HEALTHZ))
     assert body["daphne_members"].get("172.29.151.13:9099") == "ok", body
+    assert body["daphne_members"].get("172.29.151.13:9100") == "ok", body
+    assert body["daphne_members"].get("172.29.151.11:9101") == "ok", body
+    assert len(body["daphne_members"]) == 7, body
     newcomers = Trial(stack, tokens, "newcomers", viewers=6, users=20)
 
-    async def connect() -> dict[str, int]:
+    async def connect() -> int:
         newcomers.graph_id, newcomers.epoch = trial.graph_id, trial.epoch
         try:
             await newcomers.connect_viewers(60)
-            return await asyncio.to_thread(sockets_per_host, [ADDED_HOST])
+            added = await asyncio.to_thread(sockets_per_host, [ADDED_HOST])
+            first = await asyncio.to_thread(sockets_per_port, DAPHNE_HOSTS[0])
+            return added[ADDED_HOST] + first[9101]
         finally:
             await asyncio.gather(*(viewer.stop() for viewer in newcomers.viewers))
 
-    on_new_host = asyncio.run(connect())
-    FIGURES["add a Daphne host"]["newcomers_on_new_host"] = on_new_host[ADDED_HOST]
-    assert on_new_host[ADDED_HOST] == 6, on_new_host
+    on_new_members = asyncio.run(connect())
+    FIGURES["add a Daphne host and a worker"]["newcomers_on_new_members"] = on_new_members
+    assert on_new_members == 6, on_new_members
 
 
 def test_a_rolling_deploy_of_a_second_release_drops_nothing(stack, tokens, playbooks, tmp_path: Path):
@@ -257,4 +272,23 @@ def test_a_rollback_returns_to_the_previous_release_and_drops_nothing(stack, tok
     assert set(figures["close_codes"]) <= {"4012"}, figures
     for container in hosts:
         workers = sockets_per_worker(container)
-        assert len(workers) <= 2, workers
+        assert len(workers) <= (3 if container == DAPHNE_HOSTS[0] else 2), workers
+
+
+def test_removing_a_worker_and_a_daphne_host_moves_their_sockets_and_loses_nothing(stack, tokens, playbooks):
+    """The runbook's removals: the added host drained by hand and taken out of the group, the extra worker taken
+    away by the variable; their viewers are told to reconnect (4012) and resume on the others."""
+
+    def remove() -> None:
+        docker_exec(ADDED_HOST, "supervisorctl stop all")
+        playbooks.remove_added()
+        playbooks.run("site.yml")
+
+    _, figures = step_trial(stack, tokens, "remove a worker and a Daphne host", remove, [*DAPHNE_HOSTS, ADDED_HOST])
+    assert set(figures["close_codes"]) <= {"4012"}, figures
+    body = json.loads(docker_exec(WEB, HEALTHZ))
+    assert body["daphne_members"] == {
+        f"172.29.151.{host}:{port}": "ok" for host in (11, 12) for port in (9099, 9100)
+    }, body
+    assert sockets_per_host([ADDED_HOST])[ADDED_HOST] == 0, figures
+    assert len(sockets_per_worker(DAPHNE_HOSTS[0])) <= 2, figures

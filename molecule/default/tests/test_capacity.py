@@ -105,7 +105,7 @@ def test_supervisord_asks_for_the_same_descriptors(host, capacity):
     assert int(match.group(1)) > capacity
 
 
-@pytest.mark.parametrize(("port", "name"), [(443, "apache"), (9099, "daphne")])
+@pytest.mark.parametrize(("port", "name"), [(443, "apache"), (9099, "daphne worker 0"), (9100, "daphne worker 1")])
 def test_listen_queues_are_sized_for_a_reconnect_storm(host, capacity, port, name):
     """ListenBacklog and supervisor's socket_backlog ask for the capacity (1024..65535); the kernel caps it."""
     somaxconn = int(host.file("/proc/sys/net/core/somaxconn").content_string)

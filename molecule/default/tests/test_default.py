@@ -17,7 +17,8 @@ import websockets
 
 SERVICES = ["apache2", "supervisor", "redis-server", "postgresql"]
 # Ports that must listen on loopback only: Daphne's shared socket, Redis, PostgreSQL.
-PRIVATE_PORTS = {9099: "daphne", 6379: "redis", 5432: "postgresql"}
+# Daphne: the two workers of molecule.yml (comments_daphne_workers: 2), on 9099 + their number.
+PRIVATE_PORTS = {9099: "daphne worker 0", 9100: "daphne worker 1", 6379: "redis", 5432: "postgresql"}
 PUBLIC_PORTS = {80, 443}
 APACHE_MODULES = [
     "mpm_event_module",
@@ -43,9 +44,10 @@ def test_service_is_running_and_enabled(host, name):
 
 
 def test_supervisor_runs_every_daphne_worker(host, site):
-    workers = int(site.variables["daphne_workers"])
-    status = host.run("supervisorctl status 'comments-daphne:*'")
-    lines = status.stdout.splitlines()
+    workers = int(site.variables["comments_daphne_workers"])
+    status = host.run("supervisorctl status")
+    # One supervisor program per worker: comments-daphne-00, comments-daphne-01, ...
+    lines = [line for line in status.stdout.splitlines() if line.startswith("comments-daphne-")]
     assert len(lines) == workers, status.stdout
     assert all(" RUNNING " in line for line in lines), status.stdout
 
@@ -54,7 +56,7 @@ def test_app_processes_run_as_the_app_user(host, site):
     processes = [line.split(None, 1) for line in host.check_output("ps -eo user:20,args --no-headers").splitlines()]
     daphne = [user for user, args in processes if "bin/daphne --fd 0" in args]
     wsgi = [user for user, args in processes if args.startswith("(wsgi:comments)")]
-    assert len(daphne) == int(site.variables["daphne_workers"])
+    assert len(daphne) == int(site.variables["comments_daphne_workers"])
     assert wsgi, "no mod_wsgi daemon process"
     assert set(daphne + wsgi) == {"comments"}
 
@@ -146,8 +148,8 @@ def test_health_check_reports_database_redis_and_daphne_ok(site):
         "database": "ok",
         "redis": "ok",
         "daphne": "ok",
-        # The host's own Daphne socket, on loopback: the one member of its Apache's balancer.
-        "daphne_members": {"127.0.0.1:9099": "ok"},
+        # The host's own Daphne workers, on loopback: the members of its Apache's balancer, one per worker.
+        "daphne_members": {"127.0.0.1:9099": "ok", "127.0.0.1:9100": "ok"},
     }
 
 

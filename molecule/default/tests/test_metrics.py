@@ -24,7 +24,7 @@ EXPORTERS = {
     "prometheus-postgres-exporter": (9187, "pg_up"),
     "prometheus-redis-exporter": (9121, "redis_up"),
 }
-# Each Daphne worker's own metrics (daphne_metrics_port_base 9200 + its number; daphne_workers: 2 in molecule.yml).
+# Each Daphne worker's own metrics (daphne_metrics_port_base 9200 + its number; comments_daphne_workers: 2 in molecule.yml).
 WORKER_PORTS = [9200, 9201]
 STATUS_PORT = 8081  # Apache's mod_status listener (comments_apache_status_port)
 PROMETHEUS = "http://127.0.0.1:9090"

@@ -289,9 +289,10 @@ def test_after_a_restore_a_resuming_viewer_is_told_to_reload(stack, tokens):
     async def inject(t: Trial) -> None:
         # What a restore does to the live path: the app stopped, the database given back (here: as it was), every
         # graph a new epoch, the app started.
-        await stack.arun("supervisorctl stop 'comments-daphne:*'")
+        workers = " ".join(sorted(stack.workers()))
+        await stack.arun(f"supervisorctl stop {workers}")
         await stack.arun("/usr/local/bin/comments-manage new_epochs")
-        await stack.arun("supervisorctl start 'comments-daphne:*'")
+        await stack.arun(f"supervisorctl start {workers}")
 
     async def watch(t: Trial) -> None:
         graph = await asyncio.to_thread(t.api("writer-0").get, f"/api/v1/graphs/{t.graph_id}/")

@@ -38,7 +38,8 @@ ELEMENTS = {
 
 # Daphne's connections with the pid holding each: as the app user, since root without CAP_SYS_PTRACE (a container)
 # may not read the file descriptors of another user's processes.
-SOCKETS = "runuser -u comments -- ss -Htnp state established '( sport = :9099 )'"
+# The workers' sockets are ports 9099 + N (one per worker, comments_daphne_port of role comments).
+SOCKETS = "runuser -u comments -- ss -Htnp state established '( sport >= :9099 and sport <= :9163 )'"
 
 RESULTS: list[Outcome] = []
 
@@ -68,21 +69,21 @@ class Stack:
         return subprocess.run(["docker", *args], check=True, capture_output=True, text=True, timeout=180).stdout
 
     def workers(self) -> dict[str, int]:
-        """Daphne workers by supervisor process name (comments-daphne:comments-daphne_00) -> pid, running ones."""
+        """Daphne workers by supervisor program name (comments-daphne-00, one program each) -> pid, running ones."""
         workers = {}
-        for line in self.host.run("supervisorctl status 'comments-daphne:*'").stdout.splitlines():
+        for line in self.host.run("supervisorctl status").stdout.splitlines():
             parts = line.split()
-            if len(parts) >= 4 and parts[1] == "RUNNING":
+            if len(parts) >= 4 and parts[0].startswith("comments-daphne-") and parts[1] == "RUNNING":
                 workers[parts[0]] = int(parts[3].rstrip(","))
         return workers
 
     def sockets_by_worker(self) -> collections.Counter:
-        """Established connections on Daphne's shared port, by pid of the worker holding them."""
+        """Established connections on the Daphne workers' ports, by pid of the worker holding them."""
         out = self.host.run(SOCKETS).stdout
         return collections.Counter(int(part.split("pid=")[1].split(",")[0]) for part in out.split() if "pid=" in part)
 
     def worker_connections(self) -> set[tuple[str, int]]:
-        """(peer address, pid) of every established connection on Daphne's port."""
+        """(peer address, pid) of every established connection on the Daphne workers' ports."""
         found = set()
         for line in self.host.run(SOCKETS).stdout.splitlines():
             fields = line.split()
