@@ -19,7 +19,8 @@ from live.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # /-/accepting (Apache's health check of the worker) is answered before Django; everything else is Django.
+        "http": drain.AcceptingCheck(django_asgi_app),
         "websocket": OriginValidator(WebSocketAuthMiddleware(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -38,6 +38,28 @@ def draining() -> bool:
     return _state["draining"]
 
 
+# Asked by Apache's health check of each balancer member (mod_proxy_hcheck, role apache): 200 while this worker takes
+# new WebSockets, 503 from the moment it drains, so that Apache stops sending it any (its bybusyness method would
+# otherwise prefer it: a draining worker holds ever fewer sockets). Answered before Django: no Host check, no database.
+ACCEPTING_PATH = "/-/accepting"
+
+
+class AcceptingCheck:
+    """ASGI middleware for HTTP: answers ACCEPTING_PATH itself, hands everything else to the app."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"] != ACCEPTING_PATH:
+            await self.app(scope, receive, send)
+            return
+        status, body = (503, b"draining\n") if draining() else (200, b"accepting\n")
+        headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
 def install() -> None:
     """Drain when DRAIN_SIGNAL arrives. Called once at start-up of the ASGI application (config/asgi.py)."""
     with contextlib.suppress(ValueError):  # not the main thread: a test server that handles no signals

@@ -3,9 +3,12 @@ the worker stops by itself; clients that reconnect to another worker and resume 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
+import urllib.error
+import urllib.request
 
 import pytest
 from channels.db import database_sync_to_async
@@ -18,6 +21,15 @@ from daphne_workers import frame_where
 from test_daphne_defects import close_code, socket_to, tokens
 
 pytestmark = [pytest.mark.daphne, pytest.mark.django_db(transaction=True)]
+
+
+def accepting(port: int) -> int:
+    """The status of the worker's /-/accepting, which Apache's health check asks (200 takes sockets, 503 drains)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/accepting", timeout=5) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 def comment(user, graph, body: str) -> int:
@@ -36,7 +48,16 @@ async def test_a_drained_worker_sends_its_viewers_elsewhere_and_stops(workers, a
         assert await database_sync_to_async(comment)(alice, shared_graph, "before the drain") == 1
         assert (await frame_where(bob_ws, lambda frame: frame["type"] == "event"))["seq"] == 1
 
+        assert await asyncio.to_thread(accepting, first) == 200
         draining.send_signal(signal.SIGUSR1)
+        # From the start of the drain Apache's health check sees 503, whatever Host it sends: no new sockets come.
+        for _ in range(20):
+            if await asyncio.to_thread(accepting, first) == 503:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            pytest.fail("/-/accepting did not answer 503 while the worker drains")
+        assert await asyncio.to_thread(accepting, second) == 200
         bound = daphne_workers.DRAIN_SPREAD + 5
         assert await close_code(alice_ws, timeout=bound) == 4012
         assert await close_code(bob_ws, timeout=bound) == 4012
