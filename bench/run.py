@@ -174,6 +174,7 @@ class Load:
         merged.update(
             arrivals=arrivals,
             last_seqs=[s for a in answers for s in a["last_seqs"]],
+            last_seqs_open=[s for a in answers for s in a["last_seqs_open"]],
             gaps=sum(a["gaps"] for a in answers),
             dups=sum(a["dups"] for a in answers),
             out_of_order=sum(a["out_of_order"] for a in answers),
@@ -630,7 +631,10 @@ class Bench:
             gaps=data["gaps"],
             dups=data["dups"],
             out_of_order=data["out_of_order"],
-            viewers_behind=sum(1 for s in data["last_seqs"] if s < last[0]),
+            # Connected at the end but without the last comment: an event lost on resume. The viewers not back yet
+            # are target 4's miss (open_end below the viewers), reported, not a failure of the run.
+            viewers_behind=sum(1 for s in data["last_seqs_open"] if s < last[0]),
+            not_back=opened - data["open"],
             errors=data["errors"],
         )
         return result

@@ -186,6 +186,8 @@ class Worker:
             **self.status(),
             "arrivals": self.arrivals,
             "last_seqs": [v.last_seq for v in self.viewers],
+            # Of the viewers connected now only: one still reconnecting is not behind, it is not back yet.
+            "last_seqs_open": [v.last_seq for v in self.viewers if v.open],
             "gaps": sum(len(v.missing) for v in self.viewers),
             "out_of_order": sum(v.out_of_order for v in self.viewers),
             "dups": sum(v.dups for v in self.viewers),
