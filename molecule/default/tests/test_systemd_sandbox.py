@@ -13,9 +13,10 @@ import re
 
 import pytest
 
-# The highest exposure each unit may score (0 best, 10 worst; Debian's units score 9.2 to 9.6). Measured with the
-# drop-ins: apache2 2.7, supervisor 3.0, postgresql 3.2 (systemd 252); 257 on Debian 13 weighs a little differently.
-MAX_EXPOSURE = 4.0
+# The highest exposure each unit may score (0 best, 10 worst). Measured with the drop-ins: apache2 2.7, supervisor
+# 2.2, postgresql@ 2.8, the same with systemd 252 (Debian 12) and 257 (Debian 13); without them Debian's units score
+# 9.2 (apache2) and 9.6. The margin absorbs another systemd's weighing, not a missing drop-in.
+MAX_EXPOSURE = 3.5
 # CAP_SYS_ADMIN (21), CAP_SYS_PTRACE (19), CAP_SYS_MODULE (16), CAP_NET_ADMIN (12): none of the units may keep them.
 FORBIDDEN_CAPABILITIES = (21, 19, 16, 12)
 
