@@ -46,6 +46,24 @@ FINAL_CODES = frozenset({4401, 4404})
 ABNORMAL = 1006
 
 
+def accounts_script(names: list[str]) -> str:
+    """A `manage.py shell -c` script that makes these accounts (idempotent: existing ones are kept) with API tokens and
+    prints {name: token} as JSON on its last line. The accounts have no usable password."""
+    return f"""
+import json
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+tokens = {{}}
+for name in {names!r}:
+    user, created = get_user_model().objects.get_or_create(username=name)
+    if created:
+        user.set_unusable_password()
+        user.save()
+    tokens[name] = Token.objects.get_or_create(user=user)[0].key
+print(json.dumps(tokens))
+"""
+
+
 def backoff_delay(attempts: int, rng: random.Random | None = None) -> float:
     """Seconds to wait before connect attempt number `attempts` + 1, as the page does (live-socket.js)."""
     ceiling = min(MAX_DELAY, BASE_DELAY * 2**attempts)

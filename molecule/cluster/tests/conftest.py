@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "molecule" / "resilience" / "tests"))
 
+from live_client import accounts_script  # noqa: E402 - found through sys.path above
 from trial import Stack  # noqa: E402 - found through sys.path above
 
 MANAGE = "/usr/local/bin/comments-manage"
@@ -32,20 +33,9 @@ VIEWER_USERS = 20
 WRITER_USERS = 6
 
 # One command makes the accounts the clients use (idempotent) and prints their tokens as JSON.
-ACCOUNTS = f"""
-import json
-from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
-names = [f"viewer-{{i:03d}}" for i in range({VIEWER_USERS})] + [f"writer-{{i}}" for i in range({WRITER_USERS})]
-tokens = {{}}
-for name in names:
-    user, created = get_user_model().objects.get_or_create(username=name)
-    if created:
-        user.set_unusable_password()
-        user.save()
-    tokens[name] = Token.objects.get_or_create(user=user)[0].key
-print(json.dumps(tokens))
-"""
+ACCOUNTS = accounts_script(
+    [f"viewer-{i:03d}" for i in range(VIEWER_USERS)] + [f"writer-{i}" for i in range(WRITER_USERS)]
+)
 
 # Established WebSocket connections on a Daphne host's socket (as the app user: root in a container may not read
 # another user's descriptors).

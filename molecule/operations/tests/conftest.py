@@ -22,25 +22,15 @@ ROOT = Path(__file__).resolve().parents[3]
 # The live client (tests/live_client.py) is shared by every test folder that needs a page-like client.
 sys.path.insert(0, str(ROOT / "tests"))
 
+from live_client import accounts_script  # noqa: E402 - found through sys.path above
+
 MANAGE = "/usr/local/bin/comments-manage"
 # Writers: each stays under the per-user comment rate (30/min by default): the restore's writes use writer-1..3,
 # the rotation's writer-4..7.
 USERS = [f"viewer-{i}" for i in range(4)] + [f"writer-{i}" for i in range(8)]
 
 # The accounts the clients use (idempotent), printed with their API tokens as JSON.
-ACCOUNTS = f"""
-import json
-from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
-tokens = {{}}
-for name in {USERS!r}:
-    user, created = get_user_model().objects.get_or_create(username=name)
-    if created:
-        user.set_unusable_password()
-        user.save()
-    tokens[name] = Token.objects.get_or_create(user=user)[0].key
-print(json.dumps(tokens))
-"""
+ACCOUNTS = accounts_script(USERS)
 
 
 @dataclass

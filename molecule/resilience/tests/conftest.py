@@ -18,6 +18,7 @@ import pytest
 # The live client (tests/live_client.py) is shared by every test folder that needs a page-like client.
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))
 
+from live_client import accounts_script
 from trial import RESULTS, Stack, format_table
 
 MANAGE = "/usr/local/bin/comments-manage"
@@ -27,21 +28,9 @@ WRITER_USERS = 6
 # One command makes the accounts the clients use (idempotent) and prints their tokens as JSON: viewer-000..099 for
 # the viewers (at most 10 sockets each, well under WEBSOCKET_MAX_PER_USER on any worker), writer-0..5 for the writer
 # (each well under the per-user comment rate), and "witness", whose one socket shows a dead worker's presence expire.
-ACCOUNTS = f"""
-import json
-from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
-names = [f"viewer-{{i:03d}}" for i in range({VIEWER_USERS})] + [f"writer-{{i}}" for i in range({WRITER_USERS})]
-names.append("witness")
-tokens = {{}}
-for name in names:
-    user, created = get_user_model().objects.get_or_create(username=name)
-    if created:
-        user.set_unusable_password()
-        user.save()
-    tokens[name] = Token.objects.get_or_create(user=user)[0].key
-print(json.dumps(tokens))
-"""
+ACCOUNTS = accounts_script(
+    [f"viewer-{i:03d}" for i in range(VIEWER_USERS)] + [f"writer-{i}" for i in range(WRITER_USERS)] + ["witness"]
+)
 
 
 @pytest.fixture(scope="module")
