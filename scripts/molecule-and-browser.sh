@@ -9,7 +9,8 @@
 #        (COMMENTS_BASE_URL=https://127.0.0.1:18443; JUnit: build/junit/browser.xml), then pytest tests/badinput,
 #        bad input and two bounded fuzz passes through the same Apache (COMMENTS_CONTAINER=debian12 for
 #        manage.py; JUnit: build/junit/badinput.xml)
-#   3. molecule destroy -s <name>, always, also when a step failed or the run is interrupted.
+#   3. molecule destroy -s <name>, always, also when a step failed or the run is interrupted (also once before step 1,
+#      for what an earlier run left); a destroy that fails is tried again, three times in all.
 # A failing scenario does not stop the next one; the exit status is non-zero if any step failed.
 #
 # Usage: scripts/molecule-and-browser.sh [SCENARIO...]   (default: all scenarios)
@@ -53,10 +54,21 @@ if ((${#scenarios[@]} == 0)); then
 fi
 
 current=""
+# Docker may take longer to remove a scenario's containers than the driver waits for (a busy disk deleting five
+# containers' layers: "Read timed out"); the removal goes on in dockerd, so a later attempt finds them gone.
+destroy_scenario() {
+    local scenario="$1" attempt
+    for attempt in 1 2 3; do
+        log "${scenario}: molecule destroy (attempt ${attempt})"
+        molecule destroy -s "${scenario}" && return 0
+        sleep 20
+    done
+    log "${scenario}: destroy FAILED three times; its containers may be left (docker ps -a)" >&2
+    return 1
+}
 destroy_current() {
     [[ -n "${current}" ]] || return 0
-    log "${current}: molecule destroy"
-    molecule destroy -s "${current}" || log "${current}: destroy FAILED" >&2
+    destroy_scenario "${current}" || true
     current=""
 }
 # Commands run in the background and are waited for, so that an interrupt is handled at once
@@ -80,6 +92,9 @@ trap on_signal INT TERM
 failed=()
 for scenario in "${scenarios[@]}"; do
     current="${scenario}"
+    # `molecule test --destroy=never` skips its first destroy too: without this one, instances an earlier run left
+    # behind (or their state, when Docker lost them) would be taken as created and never made again.
+    destroy_scenario "${scenario}" || failed+=("destroy-before:${scenario}")
     log "${scenario}: molecule test --destroy=never"
     if ! PYTEST_ADDOPTS="--junitxml=${junit}/molecule-${scenario}.xml -o junit_suite_name=molecule-${scenario}" \
         run molecule test -s "${scenario}" --destroy=never; then
