@@ -35,6 +35,7 @@ class Viewer:
     __slots__ = (
         "closing",
         "dups",
+        "hello_at",
         "index",
         "last_seq",
         "missing",
@@ -53,6 +54,8 @@ class Viewer:
         self.out_of_order = 0
         self.dups = 0
         self.open = False
+        # When the current connection's hello came: the events missed meanwhile follow it (the resume).
+        self.hello_at = 0.0
         self.closing = False
         self.presence_frames = 0
         self.presence_bytes = 0
@@ -112,6 +115,7 @@ class Worker:
                             held = False
                             attempts = 0
                             viewer.open = True
+                            viewer.hello_at = time.monotonic()
                             self.connects += 1
                             self.opened_at.append(time.monotonic())
                         elif b'"error"' in head:
@@ -220,6 +224,15 @@ class Worker:
             return {"n": len(self.arrivals.get(command["marker"], []))}
         if name == "collect":
             return self.collect()
+        if name == "behind":
+            # Connected viewers without event `seq`: those connected for `settled` seconds or more, and those whose
+            # resume may still be on its way (connected more recently).
+            settled = time.monotonic() - command["settled"]
+            lagging = [v for v in self.viewers if v.open and v.last_seq < command["seq"]]
+            return {
+                "settled": sum(1 for v in lagging if v.hello_at <= settled),
+                "resuming": sum(1 for v in lagging if v.hello_at > settled),
+            }
         if name == "reset_arrivals":
             self.arrivals.clear()
             self.errors.clear()
