@@ -77,6 +77,7 @@ class Playbooks:
         self.inventory = [str(ephemeral / "inventory")]
         self.config = ephemeral / "ansible.cfg"
         self.added = ephemeral / "cluster-added-host.yml"
+        self.secrets = ephemeral / "secrets"
         self.log = ROOT / "build" / "cluster"
         self.log.mkdir(parents=True, exist_ok=True)
         # The inventory as an earlier run left it (a verify run again on kept instances, after the host was added).
@@ -99,11 +100,12 @@ class Playbooks:
         if str(self.added) in self.inventory:
             self.inventory.remove(str(self.added))
 
-    def run(self, playbook: str, env: dict[str, str] | None = None) -> str:
+    def run(self, playbook: str, *args: str, env: dict[str, str] | None = None, expect_failure: bool = False) -> str:
+        """Run a playbook; its output (stdout and stderr) is returned and kept in build/cluster/<playbook>.log."""
         command = ["ansible-playbook"]
         for source in self.inventory:
             command += ["-i", source]
-        command.append(str(ROOT / "playbooks" / playbook))
+        command += [str(ROOT / "playbooks" / playbook), *args]
         done = subprocess.run(
             command,
             capture_output=True,
@@ -115,8 +117,21 @@ class Playbooks:
         )
         log = self.log / f"{Path(playbook).stem}.log"
         log.write_text(f"$ {shlex.join(command)}\n{done.stdout}\n{done.stderr}")
-        assert done.returncode == 0, f"{playbook} failed (log: {log}):\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
-        return done.stdout
+        if expect_failure:
+            assert done.returncode != 0, f"{playbook} did not fail (log: {log})"
+        else:
+            assert done.returncode == 0, (
+                f"{playbook} failed (log: {log}):\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
+            )
+        return done.stdout + done.stderr
+
+    def secret(self, name: str) -> str:
+        """A secret of the scenario's inventory (its "vault": files the password lookups of molecule.yml read)."""
+        return (self.secrets / name).read_text().split()[0]
+
+    def change_secret(self, name: str, value: str) -> None:
+        """What the operator does in the vault: the inventory gives the new value from the next run on."""
+        (self.secrets / name).write_text(value + "\n")
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+import runbook
 from live_client import Api
 from trial import Trial, wait_for
 
@@ -43,8 +44,8 @@ testinfra_hosts = [f"ansible://{WEB}"]
 VIEWERS = 40
 # The release every host ran before the rolling deploy: where the rollback must return.
 RELEASES: dict[str, str] = {}
-# The runbook's health check, with the site's public name resolved to the web host itself.
-HEALTHZ = "curl -fsk --resolve comments.cluster.test:443:127.0.0.1 https://comments.cluster.test/healthz"
+# The runbook's health check (read from docs/runbook.md), with the scenario's public name resolved to the web host.
+HEALTHZ = runbook.command("Health and logs", "curl").line.replace("comments.example.org", "comments.cluster.test")
 FIGURES: dict[str, dict] = {}
 
 
@@ -288,7 +289,9 @@ def test_removing_a_worker_and_a_daphne_host_moves_their_sockets_and_loses_nothi
     away by the variable; their viewers are told to reconnect (4012) and resume on the others."""
 
     def remove() -> None:
-        docker_exec(ADDED_HOST, "supervisorctl stop all")
+        # The runbook's drain of a host, run on it (the runbook reaches it with ssh).
+        drain = runbook.command("Scale out", "ssh daphne3 ", block=2).line.removeprefix("ssh daphne3 ")
+        docker_exec(ADDED_HOST, drain)
         playbooks.remove_added()
         playbooks.run("site.yml")
 
