@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
 import os
@@ -22,7 +23,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "molecule" / "resilience" / "tests"))
 
 from live_client import accounts_script  # noqa: E402 - found through sys.path above
-from trial import Stack  # noqa: E402 - found through sys.path above
+from trial import Stack, Trial, wait_for  # noqa: E402 - found through sys.path above
 
 MANAGE = "/usr/local/bin/comments-manage"
 WEB = "cluster-web"
@@ -67,6 +68,28 @@ def sockets_per_port(host: str) -> collections.Counter:
 def sockets_per_worker(host: str) -> collections.Counter:
     out = docker_exec(host, SOCKETS, check=False)
     return collections.Counter(part.split("pid=")[1].split(",")[0] for part in out.split() if "pid=" in part)
+
+
+def viewers_get_a_comment(stack: Stack, tokens: dict[str, str], name: str, viewers: int, writer: str) -> dict[str, int]:
+    """`viewers` viewers of a new graph connect through Apache, `writer` POSTs a comment over HTTPS, and each viewer
+    must get it; returns the sockets each Daphne host held meanwhile."""
+    trial = Trial(stack, tokens, name, viewers=viewers, users=20)
+
+    async def run() -> dict[str, int]:
+        await trial.open_graph()
+        try:
+            await trial.connect_viewers(60)
+            held = await asyncio.to_thread(sockets_per_host, DAPHNE_HOSTS)
+            posted = await asyncio.to_thread(
+                trial.api(writer).post, f"/api/v1/graphs/{trial.graph_id}/comments/", {"body": name}
+            )
+            assert posted.status == 201, posted.body
+            await wait_for(lambda: all(posted.body["seq"] in v.applied for v in trial.viewers), 30, "the comment")
+            return held
+        finally:
+            await asyncio.gather(*(viewer.stop() for viewer in trial.viewers))
+
+    return asyncio.run(run())
 
 
 class Playbooks:

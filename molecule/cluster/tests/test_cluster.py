@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import runbook
 from live_client import Api
-from trial import Trial, wait_for
+from trial import Trial
 
 from conftest import (
     ADDED_HOST,
@@ -36,6 +36,7 @@ from conftest import (
     sockets_per_host,
     sockets_per_port,
     sockets_per_worker,
+    viewers_get_a_comment,
 )
 
 # Every check runs from the controller and reaches the hosts with docker exec; Testinfra's host is the web host.
@@ -176,23 +177,7 @@ def test_healthz_reports_every_daphne_host_with_the_production_host_name():
 
 
 def test_viewers_held_by_different_daphne_hosts_all_receive_a_comment(stack, tokens):
-    trial = Trial(stack, tokens, "viewers on two Daphne hosts", viewers=20, users=20)
-
-    async def run() -> dict[str, int]:
-        await trial.open_graph()
-        try:
-            await trial.connect_viewers(60)
-            held = await asyncio.to_thread(sockets_per_host, DAPHNE_HOSTS)
-            posted = await asyncio.to_thread(
-                trial.api("writer-0").post, f"/api/v1/graphs/{trial.graph_id}/comments/", {"body": "to every host"}
-            )
-            assert posted.status == 201, posted.body
-            await wait_for(lambda: all(posted.body["seq"] in v.applied for v in trial.viewers), 30, "the comment")
-            return held
-        finally:
-            await asyncio.gather(*(viewer.stop() for viewer in trial.viewers))
-
-    held = asyncio.run(run())
+    held = viewers_get_a_comment(stack, tokens, "to every host", viewers=20, writer="writer-0")
     print(f"\nsockets per Daphne host: {held}")
     # bybusyness: each new tunnel goes to the member holding the fewest.
     assert all(count >= 5 for count in held.values()), held

@@ -22,7 +22,7 @@ import runbook
 from test_cluster import HEALTHZ, current_release, step_trial
 from trial import Trial, wait_for
 
-from conftest import DAPHNE_HOSTS, DATA, WEB, docker_exec, sockets_per_host
+from conftest import DAPHNE_HOSTS, DATA, WEB, docker_exec, sockets_per_host, viewers_get_a_comment
 
 testinfra_hosts = [f"ansible://{WEB}"]
 # Every test takes Testinfra's host, so that pytest keeps them in this file's order (it groups tests by the host they
@@ -177,23 +177,7 @@ def test_new_secrets_reach_every_host_of_a_split_site_by_site_yml(stack, tokens,
     assert body["daphne_members"] == MEMBERS, body
 
     # The app on the new secrets end to end: a comment POSTed over HTTPS reaches viewers on both Daphne hosts.
-    trial = Trial(stack, tokens, "after new secrets", viewers=8, users=20)
-
-    async def run() -> dict[str, int]:
-        await trial.open_graph()
-        try:
-            await trial.connect_viewers(60)
-            held = await asyncio.to_thread(sockets_per_host, DAPHNE_HOSTS)
-            posted = await asyncio.to_thread(
-                trial.api("writer-2").post, f"/api/v1/graphs/{trial.graph_id}/comments/", {"body": "new secrets"}
-            )
-            assert posted.status == 201, posted.body
-            await wait_for(lambda: all(posted.body["seq"] in v.applied for v in trial.viewers), 30, "the comment")
-            return held
-        finally:
-            await asyncio.gather(*(viewer.stop() for viewer in trial.viewers))
-
-    held = asyncio.run(run())
+    held = viewers_get_a_comment(stack, tokens, "after new secrets", viewers=8, writer="writer-2")
     assert all(count > 0 for count in held.values()), held
 
 
