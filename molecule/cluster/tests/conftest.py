@@ -30,6 +30,8 @@ WEB = "cluster-web"
 DAPHNE_HOSTS = ["cluster-daphne1", "cluster-daphne2"]
 ADDED_HOST = "cluster-daphne3"
 DATA = "cluster-data"
+# /healthz's daphne_members with the scenario's own two Daphne hosts, two workers each, all answering.
+TWO_HOSTS_MEMBERS = {f"172.29.151.{host}:{port}": "ok" for host in (11, 12) for port in (9099, 9100)}
 VIEWER_USERS = 20
 WRITER_USERS = 6
 

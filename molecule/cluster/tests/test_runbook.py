@@ -22,7 +22,7 @@ import runbook
 from test_cluster import HEALTHZ, current_release, step_trial
 from trial import Trial, wait_for
 
-from conftest import DAPHNE_HOSTS, DATA, WEB, docker_exec, sockets_per_host, viewers_get_a_comment
+from conftest import DAPHNE_HOSTS, DATA, TWO_HOSTS_MEMBERS, WEB, docker_exec, sockets_per_host, viewers_get_a_comment
 
 testinfra_hosts = [f"ansible://{WEB}"]
 # Every test takes Testinfra's host, so that pytest keeps them in this file's order (it groups tests by the host they
@@ -31,7 +31,6 @@ pytestmark = pytest.mark.usefixtures("host")
 
 # The hosts of each of the runbook's words for them ("web host", "Daphne host", "data host").
 HOSTS = {"web": [WEB], "daphne": DAPHNE_HOSTS, "data": [DATA]}
-MEMBERS = {f"172.29.151.{host}:{port}": "ok" for host in (11, 12) for port in (9099, 9100)}
 
 
 def healthz() -> dict:
@@ -144,7 +143,7 @@ def test_a_restore_on_a_site_spread_over_hosts_brings_the_backup_back_and_viewer
     for container in DAPHNE_HOSTS:
         status = docker_exec(container, "supervisorctl status")
         assert status.count(" RUNNING ") == 2, status
-    assert healthz()["daphne_members"] == MEMBERS
+    assert healthz()["daphne_members"] == TWO_HOSTS_MEMBERS
 
 
 def test_rotate_secrets_refuses_a_site_spread_over_hosts_before_changing_anything(playbooks):
@@ -174,7 +173,7 @@ def test_new_secrets_reach_every_host_of_a_split_site_by_site_yml(stack, tokens,
     assert "PONG" in accepted, accepted
     body = healthz()
     assert body["status"] == "ok", body
-    assert body["daphne_members"] == MEMBERS, body
+    assert body["daphne_members"] == TWO_HOSTS_MEMBERS, body
 
     # The app on the new secrets end to end: a comment POSTed over HTTPS reaches viewers on both Daphne hosts.
     held = viewers_get_a_comment(stack, tokens, "after new secrets", viewers=8, writer="writer-2")
@@ -200,4 +199,4 @@ def test_the_rollback_by_hand_moves_every_host_and_drops_nothing(stack, tokens):
     _, figures = step_trial(stack, tokens, "rollback by hand", by_hand, DAPHNE_HOSTS)
     assert {current_release(container) for container in [WEB, *DAPHNE_HOSTS]} == {previous}
     assert set(figures["close_codes"]) <= {"4012"}, figures
-    assert healthz()["daphne_members"] == MEMBERS
+    assert healthz()["daphne_members"] == TWO_HOSTS_MEMBERS
