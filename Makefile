@@ -22,12 +22,10 @@ export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 # the test hosts; when set, scripts/build-images.sh builds none for that release.
 export COMMENTS_WHEELHOUSE := $(BUILD)/wheelhouse
 
-# SLOW=1 adds the slower suites (resilience, cluster, benchmarks) as they arrive: each is a
-# target listed in SLOW_STAGES, run after the fast ones.
-SLOW ?= 0
-export SLOW
-SLOW_STAGES :=
-TEST_STAGES := lint test-app test-molecule bench-smoke $(if $(filter 1,$(SLOW)),$(SLOW_STAGES))
+# Every check of `make test`, in order. test-molecule runs its scenarios in tracks side by side, and the browser,
+# bad-input and benchmark smoke suites on the all-in-one hosts (scripts/molecule-and-browser.sh); the long benchmark
+# (`make bench`) is not part of it.
+TEST_STAGES := lint test-app test-molecule
 
 # Python code that ruff checks (only the folders that exist).
 RUFF_PATHS := $(wildcard app tests scripts bench molecule)
@@ -39,7 +37,7 @@ help: ## Show this help
 	@echo "Targets (run as root on Debian 12; each sets up what it needs):"
 	@grep -hE '^[a-z][a-z0-9-]*:.*## ' $(MAKEFILE_LIST) \
 		| awk 'BEGIN { FS = ":.*## " } { printf "  %-18s %s\n", $$1, $$2 }'
-	@echo "Variables: SLOW=1 (add slower suites), COMMENTS_IMAGE_DEBIAN12/13 (use your own images)"
+	@echo "Variables: COMMENTS_IMAGE_DEBIAN12/13 (use your own images)"
 
 bootstrap: ## Install Debian packages, start dockerd, build .venv (quick when done)
 	@$(STAGE) bootstrap scripts/bootstrap.sh
@@ -62,15 +60,15 @@ test-app: bootstrap ## App tests with coverage of app/ (JUnit: build/junit/app.x
 		--junitxml=$(JUNIT)/app.xml -o junit_suite_name=app \
 		--cov=app --cov-report=term --cov-report=xml:$(BUILD)/coverage-app.xml
 
-test-molecule: images wheelhouse ## Molecule scenarios, then browser tests on the default one
+test-molecule: images wheelhouse ## Molecule scenarios side by side; browser, bad input, bench smoke on all-in-one
 	@$(STAGE) test-molecule scripts/molecule-and-browser.sh
 
-# The benchmark of issue 13 in its own container comments-bench (docs/performance.md). Not part of `make test`;
-# its smoke run is: a few viewers, failing only on lost or repeated events and errors, never on timing.
+# The benchmark in its own container comments-bench (docs/performance.md). Not part of `make test`, which runs its
+# smoke run (a few viewers, failing only on lost or repeated events and errors, never on timing) on a Molecule host.
 bench: images wheelhouse ## Benchmark (< 25 min): bench/results/full-*.json and .png, see docs/performance.md
 	@BENCH_KEEP=0 $(STAGE) bench bench/bench.sh full
 
-bench-smoke: images wheelhouse ## Small run of the benchmark (JUnit: build/junit/bench-smoke.xml)
+bench-smoke: images wheelhouse ## Small run of the benchmark in its own container (make test runs it on a Molecule host)
 	@BENCH_KEEP=0 $(STAGE) bench-smoke bench/bench.sh smoke
 
 # One make run with -k: a stage whose prerequisite failed is skipped, the others still run;

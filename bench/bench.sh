@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
-# The benchmark of issue 13 (docs/performance.md): deploy the stack with the roles into its own container, then run
+# The benchmark (docs/performance.md): deploy the stack with the roles into its own container, then run
 # bench/run.py against it, against Daphne directly and against a plain `websockets` broadcast server.
-#   bench/bench.sh full    every phase at the sizes of issue 13; report in bench/results/ (< 25 min)
+#   bench/bench.sh full    every phase at the hall's sizes (up to 10,000 viewers); report in bench/results/ (< 25 min)
 #   bench/bench.sh smoke   50 viewers, a few comments, a reconnect; JUnit in build/junit/bench-smoke.xml; fails only
 #                          on lost or repeated events and errors, never on timing
 #   bench/bench.sh down    remove the container
 # The container (comments-bench, 127.0.0.1:28443 published for a look) is left running after a run so that a second
 # run skips most of the deploy; `bench/bench.sh down` removes it. BENCH_KEEP=0 removes it at the end;
-# BENCH_SKIP_DEPLOY=1 runs against the container as it is (while working on bench/ itself).
+# BENCH_SKIP_DEPLOY=1 runs against the container as it is (while working on bench/ itself). BENCH_CONTAINER=NAME runs
+# against a container deployed elsewhere with the REST rate limits off and two Daphne workers (make test runs the
+# smoke run on molecule/default's Debian 13 host): nothing is deployed, and the container is never removed.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-container=comments-bench
+container="${BENCH_CONTAINER:-comments-bench}"
+own_container=1
+if [[ -n "${BENCH_CONTAINER:-}" ]]; then
+    own_container=0
+fi
 image="${COMMENTS_IMAGE_DEBIAN12:-comments-debian:12}"
 https_port=28443
 # Matches comments_listen_backlog for comments_websocket_capacity 12000 (bench/inventory): /proc/sys is read-only
@@ -41,6 +47,11 @@ start_container() {
 }
 
 deploy() {
+    if ((own_container == 0)); then
+        [[ "$(container_state "$container")" == running ]] || { log "container $container is not running"; return 1; }
+        log "using $container as deployed"
+        return 0
+    fi
     start_container
     if [[ "${BENCH_SKIP_DEPLOY:-0}" == 1 ]]; then
         log "BENCH_SKIP_DEPLOY=1: using the stack as deployed before"
@@ -72,8 +83,8 @@ case "$mode" in
         pid="$(docker inspect --format '{{.State.Pid}}' "$container")"
         nsenter --target "$pid" --net -- \
             "$root/.venv/bin/python" "$root/bench/run.py" --mode "$mode" --container "$container" || rc=$?
-        if [[ "${BENCH_KEEP:-1}" == 0 ]]; then down; fi
+        if [[ "${BENCH_KEEP:-1}" == 0 ]] && ((own_container)); then down; fi
         exit "$rc" ;;
-    down) down ;;
+    down) if ((own_container)); then down; fi ;;
     *) echo "usage: $0 full|smoke|down" >&2; exit 2 ;;
 esac

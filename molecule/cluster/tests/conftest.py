@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
-import os
 import shlex
 import subprocess
 import sys
@@ -17,12 +16,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-# The live client (tests/live_client.py) and the trial of molecule/resilience (viewers, a writer, a step, the count)
+# The live client (tests/live_client.py) and the fault trial (tests/trial.py: viewers, a writer, a step, the count)
 # are shared by every scenario that needs a page-like client.
 sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "molecule" / "resilience" / "tests"))
 
 from live_client import accounts_script  # noqa: E402 - found through sys.path above
+from playbooks import ephemeral_directory, run_playbook, scenario_secrets  # noqa: E402 - idem
 from trial import Stack, Trial, wait_for  # noqa: E402 - found through sys.path above
 
 MANAGE = "/usr/local/bin/comments-manage"
@@ -98,11 +97,10 @@ class Playbooks:
     """The repository's playbooks, run against the scenario's hosts as the runbook runs them against production's."""
 
     def __init__(self) -> None:
-        ephemeral = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+        ephemeral = ephemeral_directory()
         self.inventory = [str(ephemeral / "inventory")]
-        self.config = ephemeral / "ansible.cfg"
         self.added = ephemeral / "cluster-added-host.yml"
-        self.secrets = ephemeral / "secrets"
+        self.secrets = scenario_secrets()
         self.log = ROOT / "build" / "cluster"
         self.log.mkdir(parents=True, exist_ok=True)
         # The inventory as an earlier run left it (a verify run again on kept instances, after the host was added).
@@ -127,28 +125,14 @@ class Playbooks:
 
     def run(self, playbook: str, *args: str, env: dict[str, str] | None = None, expect_failure: bool = False) -> str:
         """Run a playbook; its output (stdout and stderr) is returned and kept in build/cluster/<playbook>.log."""
-        command = ["ansible-playbook"]
-        for source in self.inventory:
-            command += ["-i", source]
-        command += [str(ROOT / "playbooks" / playbook), *args]
-        done = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-            cwd=ROOT,
-            env={**os.environ, "ANSIBLE_CONFIG": str(self.config), **(env or {})},
-        )
+        done = run_playbook(playbook, *args, inventories=self.inventory[1:], env=env)
         log = self.log / f"{Path(playbook).stem}.log"
-        log.write_text(f"$ {shlex.join(command)}\n{done.stdout}\n{done.stderr}")
+        log.write_text(f"$ ansible-playbook {playbook} {shlex.join(args)}\n{done.output}")
         if expect_failure:
-            assert done.returncode != 0, f"{playbook} did not fail (log: {log})"
+            assert done.rc != 0, f"{playbook} did not fail (log: {log})"
         else:
-            assert done.returncode == 0, (
-                f"{playbook} failed (log: {log}):\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
-            )
-        return done.stdout + done.stderr
+            assert done.rc == 0, f"{playbook} failed (log: {log}):\n{done.output[-6000:]}"
+        return done.output
 
     def secret(self, name: str) -> str:
         """A secret of the scenario's inventory (its "vault": files the password lookups of molecule.yml read)."""

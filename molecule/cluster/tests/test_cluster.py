@@ -4,7 +4,7 @@ Daphne host added by a step, and one host with Redis and PostgreSQL.
 The checks run in order, as an operator would: each part runs where the inventory says and nowhere else; viewers held
 by different Daphne hosts all get a comment; then, with viewers connected and a writer posting, the runbook's
 procedures: add a Daphne host and a worker (site.yml), roll a real second release (deploy.yml), roll back
-(rollback.yml), remove the host and the worker (site.yml). Each is one trial (molecule/resilience/tests/trial.py): what every socket went through, what every viewer received, and
+(rollback.yml), remove the host and the worker (site.yml). Each is one trial (tests/trial.py): what every socket went through, what every viewer received, and
 what /healthz answered meanwhile. The figures are printed and kept in build/cluster.json; docs/architecture.md has
 those of the last run.
 """

@@ -1,4 +1,5 @@
-"""Shared steps of the operator's checks: the demo data, an API token, and HTTPS requests made inside the host."""
+"""Shared steps of the operator's checks (the demo data, an API token, HTTPS requests made inside the host), and the
+order in which the scenario's folders of checks run on its hosts."""
 
 # Testinfra checks are plain pytest asserts.
 # ruff: noqa: S101
@@ -14,6 +15,16 @@ import shlex
 import pytest
 
 MANAGE = "/usr/local/bin/comments-manage"
+
+# One converged host answers every single-host question in turn: first what a fresh deployment must show (this
+# folder), then the faults (each leaves the stack whole again), then the operations that change the most (a restore,
+# new secrets). Molecule hands pytest the files sorted by path, which would put faults/ first.
+FOLDER_ORDER = ("tests", "faults", "operations")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the folders in FOLDER_ORDER, each file's tests in their written order."""
+    items.sort(key=lambda item: FOLDER_ORDER.index(item.path.parent.name))
 
 
 class Site:

