@@ -1,4 +1,4 @@
-"""The benchmark of issue 13, run by bench/bench.sh against the container it deployed (docs/performance.md).
+"""The benchmark (docs/performance.md), run by bench/bench.sh against the container it deployed.
 
 Runs inside the container's network namespace (bench.sh starts it with nsenter), so every connection goes to
 127.0.0.1 of the container: Apache on 443 (TLS), the Daphne workers on 9099 + N, the plain server on 9300. The

@@ -5,6 +5,8 @@
 # Usage: scripts/lint.sh [PYTHON_PATHS...]   (paths for ruff; default: app tests scripts bench)
 # Configuration: .ansible-lint (profile: production, offline), .yamllint, pyproject.toml (ruff);
 # The shell scripts (scripts/*.sh, bench/*.sh, .ci/run) are checked by ShellCheck with its defaults.
+# role-docs: each role README's variables section must be what scripts/role-docs.py writes from the role's
+# meta/argument_specs.yml (run scripts/role-docs.py to rewrite them).
 set -uo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -39,6 +41,7 @@ run() {
 
 run ansible-lint "${venv}/ansible-lint" --nocolor
 run yamllint "${venv}/yamllint" --strict .
+run role-docs "${venv}/python3" scripts/role-docs.py --check
 mapfile -t shell_scripts < <(find scripts bench .ci -type f \( -name '*.sh' -o -path .ci/run \) | sort)
 run shellcheck shellcheck --external-sources "${shell_scripts[@]}"
 run ruff "${venv}/ruff" check --no-cache --output-format concise "${ruff_paths[@]}"

@@ -1,9 +1,9 @@
 """People leave without leaving holes: an account is anonymised, never deleted with what it wrote.
 
-Deleting a user used to cascade to their comments, the replies in their threads and the numbered events of both,
-leaving gaps in the per-graph sequence that open pages then waited on for ever (issue 12, defect 7). The links from
-what people wrote to their authors are now PROTECT (a raw delete of such a user is refused), and `anonymise_user`
-is the one way out, called by the admin action and by `manage.py anonymise_user`.
+Deleting a user would cascade to their comments, the replies in their threads and the numbered events of both,
+leaving gaps in the per-graph sequence that open pages would wait on for ever. So the links from what people wrote
+to their authors are PROTECT (a raw delete of such a user is refused), and `anonymise_user` is the one way out,
+called by the admin action and by `manage.py anonymise_user`.
 """
 
 from __future__ import annotations

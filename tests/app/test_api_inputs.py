@@ -1,7 +1,7 @@
 """REST: text that cannot be stored or encoded, and JSON nested too deep, get a 400 naming the field (docs/protocol.md).
 
 Bodies are sent as raw JSON text: `\\u0000` and `\\ud800` are valid JSON escapes that decode to a NUL and to a lone
-surrogate, which PostgreSQL and UTF-8 encoders refuse (the 500s of issue 12, defect 4).
+surrogate, which PostgreSQL and UTF-8 encoders refuse (unchecked, each would be a 500).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The defects of issue 12 that only a real server shows, proved through real Daphne processes over TCP.
+"""The live socket through real Daphne processes over TCP: bad frames, lost access, replays, lost broadcasts.
 
 Daphne refuses application close codes other than 1000 and 3000-4999 (the client then sees 1011), and an exception
 in a consumer reaches the client as 1011: in-process tests with WebsocketCommunicator show neither.

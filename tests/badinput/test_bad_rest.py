@@ -1,6 +1,6 @@
 """Bad input to the REST API through Apache: each gets a clear 4xx JSON error, never a 5xx, and writes nothing.
 
-One row per mistake a client can make (issue 12; the answers are docs/protocol.md's). Every row checks:
+One row per mistake a client can make (the answers are docs/protocol.md's). Every row checks:
 - the status (a 429 `throttled` with Retry-After is also a clear answer: writes and logins are rate limited),
 - a JSON body `{"detail", "code"}` with the expected code, whose detail names the field or parameter at fault,
 - nothing was written: both graphs' `last_seq` and alice's numbers of graphs and groups are as before.

@@ -1,6 +1,6 @@
 """Bad input to the graph WebSocket through Apache: an `error` frame on a socket that stays open, or a documented close.
 
-One row per mistake (issue 12; docs/protocol.md). Every row checks:
+One row per mistake a client can make (the answers are docs/protocol.md's). Every row checks:
 - the answer: an error frame with the expected code after which a ping still gets its pong, or the expected close
   code (4xxx), or a refused handshake; never 1011 or a dropped connection, and never silence (every step is bounded);
 - nothing was written: both graphs' `last_seq` are as before;

@@ -31,8 +31,9 @@ from schemathesis.core.result import Ok
 
 MAX_EXAMPLES = 50
 BUDGET_SECONDS = 70.0
-# Text that broke the app before (issue 12), put by hypothesis into one string of a generated case (a query
-# parameter or a field of the JSON body) now and then: schemathesis alone rarely makes them.
+# Text that the app must refuse with a 400 (a NUL, lone surrogates, deep nesting, too many mentions), put by
+# hypothesis into one string of a generated case (a query parameter or a field of the JSON body) now and then:
+# schemathesis alone rarely makes them.
 SPIKES = ["\x00", "TP53\x00", "\ud800", "x\udfffy", "[" * 100 + "]" * 100, "@carol " * 30]
 
 
