@@ -8,7 +8,8 @@ decoding, no database query and no JSON encoding per viewer. The database is tou
 Failures: whatever a handler raises, the socket is closed with 4011 and leaves its groups, presence and watcher
 (`ProtocolConsumer.dispatch`); and whatever ends a consumer, even a cancellation that skips `disconnect`, takes it out
 of presence (`ProtocolConsumer.__call__`). So a crash can neither reach the client as Daphne's 1011 nor leave a ghost
-viewer behind. Close codes are in the 4000-4999 range: Daphne refuses 1008 and 1009 from an application.
+viewer behind. Close codes are in the 4000-4999 range: Daphne refuses 1008 and 1009 from an application (their list,
+and why, is live/close_codes.py).
 
 Ordering: a graph socket's stream is put in order under its `ordering` lock (connect, resume, gap fill); live
 events that arrive meanwhile wait in its `pending` list and are replayed in order once the lock is free. That is
@@ -37,18 +38,10 @@ from config import inputs, metrics, throttling
 from config.api import validation_error_detail
 from graphs.models import Graph
 from live import access, drain, fanout, presence
-from live.access import NOT_AUTHENTICATED, NOT_FOUND
+from live.close_codes import CloseCode
 from live.pool import pooled_read
 
 logger = logging.getLogger(__name__)
-
-# Close codes of docs/protocol.md (NOT_AUTHENTICATED 4401 and NOT_FOUND 4404 come from live/access.py). Daphne
-# accepts only 1000 and 3000-4999 from an application, so the standard 1008 and 1009 are mirrored as 4008 and 4009.
-POLICY_VIOLATION = 4008
-MESSAGE_TOO_BIG = 4009
-INTERNAL_ERROR = 4011
-GOING_AWAY = drain.GOING_AWAY  # 4012: this worker is stopping; reconnect (after the back-off) and resume
-TOO_MANY_SOCKETS = 4429
 
 # Stored events are sent in batches of this many (the REST event log's page size too).
 RESUME_BATCH = 500
@@ -142,7 +135,7 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
                 "WebSocket %s failed on %s; closing it with %s",
                 self.scope.get("path"),
                 message.get("type"),
-                INTERNAL_ERROR,
+                CloseCode.INTERNAL_ERROR,
             )
             await self.fail()
 
@@ -152,7 +145,7 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
         try:
             if not self.accepted and not self.closing:
                 await self.accept()
-            await self.refuse(INTERNAL_ERROR)
+            await self.refuse(CloseCode.INTERNAL_ERROR)
         except Exception:
             logger.warning("Could not close the failed socket cleanly", exc_info=True)
 
@@ -164,11 +157,11 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
     async def admit(self, graph_id: int | None) -> bool:
         """Count this socket against its user's limit and put it under the access watcher; False if refused."""
         if drain.draining():
-            await self.refuse(drain.GOING_AWAY)
+            await self.refuse(CloseCode.GOING_AWAY)
             return False
         self.watcher = access.watcher()
         if self.user_id is not None and self.watcher.sockets_of(self.user_id) >= settings.WEBSOCKET_MAX_PER_USER:
-            await self.refuse(TOO_MANY_SOCKETS)
+            await self.refuse(CloseCode.TOO_MANY_SOCKETS)
             return False
         await self.watcher.add(self, graph_id)
         return True
@@ -178,7 +171,7 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
             return
         verdict = self.limiter.check()
         if verdict == RateLimiter.CLOSE:
-            await self.refuse(POLICY_VIOLATION)
+            await self.refuse(CloseCode.POLICY_VIOLATION)
             return
         if verdict == RateLimiter.LIMITED:
             await self.send_error(
@@ -191,7 +184,7 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
             await self.send_error("binary_frame", "Send JSON text frames; binary frames are not understood.")
             return
         if self.too_big(text_data):
-            await self.refuse(MESSAGE_TOO_BIG)
+            await self.refuse(CloseCode.MESSAGE_TOO_BIG)
             return
         try:
             content = inputs.loads(text_data, settings.WEBSOCKET_JSON_MAX_DEPTH)
@@ -234,7 +227,7 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
     async def send_error(self, code: str, message: str, **extra) -> None:
         await self.send_frame(encode({"type": "error", "code": code, "message": message, **extra}))
 
-    async def refuse(self, code: int) -> None:
+    async def refuse(self, code: CloseCode) -> None:
         """Close with a protocol code and stop hearing the channel layer at once."""
         if self.closing:
             return
@@ -246,7 +239,8 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
             if not self.accepted:
                 # A close before the handshake is answered would be a bare HTTP 403, without the code.
                 await self.accept()
-            await self.close(code)
+            # A plain int: autobahn refuses a close code whose type is not exactly int (live/close_codes.py).
+            await self.close(int(code))
 
     def forget(self) -> None:
         """Drop this socket from this worker's in-memory registries (no I/O: safe while being cancelled)."""
@@ -271,7 +265,7 @@ class ProtocolConsumer(AsyncWebsocketConsumer):
 # database_sync_to_async uses by default: a reconnecting audience's handshakes and resumes need not queue behind each
 # other. Writes (comment.create) stay on that thread.
 @pooled_read
-def admission(graph_id: int, user) -> tuple[int | None, int, str]:
+def admission(graph_id: int, user) -> tuple[CloseCode | None, int, str]:
     """(None if the user may view the graph, else the close code saying why not; the graph's last seq).
 
     Private and missing graphs get the same code, as in REST. Only the columns the check needs are read: a graph's
@@ -375,11 +369,11 @@ class GraphConsumer(ProtocolConsumer):
         # Accept first: a close code can only be given on an open socket (a refused handshake is a bare 403).
         await self.accept()
         if self.scope.get("auth_failed"):
-            await self.refuse(NOT_AUTHENTICATED)
+            await self.refuse(CloseCode.NOT_AUTHENTICATED)
             return
         self.graph_id = self.scope["url_route"]["kwargs"]["graph_id"]
         if self.graph_id > MAX_ID:
-            await self.refuse(NOT_FOUND if self.user_id is not None else NOT_AUTHENTICATED)
+            await self.refuse(CloseCode.NOT_FOUND if self.user_id is not None else CloseCode.NOT_AUTHENTICATED)
             return
         if not await self.admit(self.graph_id):
             return
@@ -606,7 +600,7 @@ class NotificationConsumer(ProtocolConsumer):
     async def connect(self) -> None:
         if self.scope.get("auth_failed") or not self.user.is_authenticated:
             await self.accept()
-            await self.refuse(NOT_AUTHENTICATED)
+            await self.refuse(CloseCode.NOT_AUTHENTICATED)
             return
         if not await self.admit(None):
             return
@@ -625,5 +619,5 @@ class NotFoundConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         await self.accept()
-        metrics.count_close("server", NOT_FOUND)
-        await self.close(NOT_FOUND)
+        metrics.count_close("server", CloseCode.NOT_FOUND)
+        await self.close(int(CloseCode.NOT_FOUND))
