@@ -3,7 +3,7 @@
 A socket is checked when it opens. After that, access can be lost in two ways, each with its own path:
 
 - The graph changes (made private, unshared, deleted, a member removed): the writer announces `graph.access` on the
-  graph's group, and each socket checks itself at once (live/consumers.py).
+  graph's group, and each worker checks its viewers of that graph at once (live/fanout.py, `check_graph` here).
 - The account changes (deactivated, anonymised, its token deleted): the writer announces `account.revoked` to the
   watchers, one per worker, which close that user's sockets here (4401). Signals in live/signals.py do it for
   every way an account changes (admin, API, shell).

@@ -7,7 +7,7 @@ and 4401, 4404 and 4429 echo HTTP's statuses. The standard codes that clients an
 counted by config/metrics.py beside these.
 
 autobahn also checks that a close code is exactly an `int` (`type(code) != int`), which an `IntEnum` member is not:
-whatever hands a code to Channels' `close` converts it with `int()` first (live/consumers.py).
+whatever hands a code to Channels' `close` converts it with `int()` first (live/consumers/base.py, not_found.py).
 """
 
 from __future__ import annotations
