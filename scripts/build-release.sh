@@ -16,7 +16,8 @@ mkdir -p "$out"
 tmp="$(mktemp "$out/.comments.XXXXXX")"
 trap 'rm -f "$tmp"' EXIT
 
-# LC_ALL=C: --sort=name compares bytes, whatever the caller's locale.
+# LC_ALL=C: --sort=name compares bytes, whatever the caller's locale. Every file under app/ goes in, not only the
+# Python: the app reads some beside its modules (templates, live/lua/*.lua), so filter by name only what is built.
 LC_ALL=C tar --create --file=- --directory="$root" \
     --format=gnu --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner \
     --mode='u+rwX,go+rX,go-w' \

@@ -37,10 +37,15 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from live.close_codes import CloseCode
+
 logger = logging.getLogger(__name__)
 
-# Every close code this app gives (docs/protocol.md) and those clients and proxies normally give; others are "other".
-KNOWN_CLOSE_CODES = frozenset({1000, 1001, 1005, 1006, 1011, 1012, 4008, 4009, 4011, 4012, 4401, 4404, 4429})
+# Those clients and proxies normally give: normal, going away, none given, cut without a close frame, server error,
+# service restart.
+STANDARD_CLOSE_CODES = frozenset({1000, 1001, 1005, 1006, 1011, 1012})
+# Every close code this app gives (live/close_codes.py, docs/protocol.md) and the standard ones; others are "other".
+KNOWN_CLOSE_CODES = STANDARD_CLOSE_CODES | frozenset(int(code) for code in CloseCode)
 
 EVENTS_PUBLISHED = Counter(
     "comments_events_published",

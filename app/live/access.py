@@ -3,7 +3,7 @@
 A socket is checked when it opens. After that, access can be lost in two ways, each with its own path:
 
 - The graph changes (made private, unshared, deleted, a member removed): the writer announces `graph.access` on the
-  graph's group, and each socket checks itself at once (live/consumers.py).
+  graph's group, and each worker checks its viewers of that graph at once (live/fanout.py, `check_graph` here).
 - The account changes (deactivated, anonymised, its token deleted): the writer announces `account.revoked` to the
   watchers, one per worker, which close that user's sockets here (4401). Signals in live/signals.py do it for
   every way an account changes (admin, API, shell).
@@ -26,6 +26,7 @@ from typing import Protocol
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from live.close_codes import CloseCode
 from live.pool import pooled_read
 from live.tasks import PerLoop, cancel_all
 
@@ -34,10 +35,6 @@ logger = logging.getLogger(__name__)
 # The channel-layer group of the watchers (not the sockets): one member per worker.
 ACCOUNTS_GROUP = "accounts"
 
-# Close codes of docs/protocol.md, used by every consumer.
-NOT_AUTHENTICATED = 4401
-NOT_FOUND = 4404
-
 
 class Watched(Protocol):
     """What the watcher needs of a socket."""
@@ -45,7 +42,7 @@ class Watched(Protocol):
     user_id: int | None
     token_key: str | None
 
-    async def refuse(self, code: int) -> None: ...
+    async def refuse(self, code: CloseCode) -> None: ...
 
 
 @pooled_read
@@ -69,14 +66,14 @@ def graph_verdicts(graph_id: int, user_ids: Iterable[int]) -> tuple[bool, bool, 
     return True, False, active, allowed
 
 
-def verdict(user_id: int | None, exists: bool, public: bool, active: set[int], allowed: set[int]) -> int | None:
+def verdict(user_id: int | None, exists: bool, public: bool, active: set[int], allowed: set[int]) -> CloseCode | None:
     """The close code for one viewer of a graph (None: may go on viewing)."""
     if user_id is not None and user_id not in active:
-        return NOT_AUTHENTICATED  # the account was deactivated
+        return CloseCode.NOT_AUTHENTICATED  # the account was deactivated
     if exists and (public or user_id in allowed):
         return None
     # Private and missing graphs look alike, as in REST: 4404 when signed in, 4401 when not.
-    return NOT_FOUND if user_id is not None else NOT_AUTHENTICATED
+    return CloseCode.NOT_FOUND if user_id is not None else CloseCode.NOT_AUTHENTICATED
 
 
 @pooled_read
@@ -158,7 +155,7 @@ class AccessWatcher:
         forget_tokens_of(user_id)
         for socket in list(self.by_user.get(user_id, ())):
             if token is None or socket.token_key == token:
-                await socket.refuse(NOT_AUTHENTICATED)
+                await socket.refuse(CloseCode.NOT_AUTHENTICATED)
 
     async def _run(self) -> None:
         while True:
@@ -177,7 +174,7 @@ class AccessWatcher:
         alive = await live_tokens({socket.token_key for socket in with_tokens}) if with_tokens else set()
         for socket in with_tokens:
             if socket.token_key not in alive:
-                await socket.refuse(NOT_AUTHENTICATED)
+                await socket.refuse(CloseCode.NOT_AUTHENTICATED)
         for graph_id in list(self.by_graph):
             await self.check_graph(graph_id)
 

@@ -24,11 +24,11 @@ import signal
 from django.conf import settings
 
 from live import access
+from live.close_codes import CloseCode
 
 logger = logging.getLogger(__name__)
 
 DRAIN_SIGNAL = signal.SIGUSR1
-GOING_AWAY = 4012
 
 _state = {"draining": False}
 
@@ -92,7 +92,7 @@ async def drain(stop: bool = True) -> int:
     for start in range(0, len(sockets), size or 1):
         for socket in sockets[start : start + size]:
             try:
-                await socket.refuse(GOING_AWAY)
+                await socket.refuse(CloseCode.GOING_AWAY)
             except Exception:
                 logger.warning("Could not close a socket while draining", exc_info=True)
         if start + size < len(sockets):

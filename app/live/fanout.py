@@ -6,7 +6,7 @@ it. For a hall of a thousand viewers that is a thousand task switches and decode
 hears the graph once (one channel of its own in the group `graph.<id>`), decodes each message once, and writes the
 frame, encoded once by the writer, straight to every local socket whose stream is in order.
 
-Order and exactly-once stay the consumer's (live/consumers.py, `GraphConsumer.deliver`): a socket that is busy
+Order and exactly-once stay the consumer's (live/consumers/graph.py, `GraphConsumer.deliver`): a socket that is busy
 (connecting, resuming, filling a gap from the database) queues the event and replays its queue in seq order when it
 is done; an event it has already sent is dropped.
 

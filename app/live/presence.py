@@ -20,9 +20,10 @@ The work is done once per worker process, not once per socket:
   pause (PRESENCE_COALESCE_SECONDS), so a thousand sockets connecting at once cost a few Redis calls, not
   thousands.
 
-Time is Redis' clock (`TIME` inside the scripts), so workers on hosts with skewed clocks agree on expiry. The
-viewers script builds the hash names from the sorted set's members, which a single Redis (our deployment)
-allows; Redis Cluster would need the keys of one graph in one hash slot.
+The two scripts are live/lua/presence_write.lua and live/lua/presence_viewers.lua. Time is Redis' clock (`TIME`
+inside the scripts), so workers on hosts with skewed clocks agree on expiry. The viewers script builds the hash names
+from the sorted set's members, which a single Redis (our deployment) allows; Redis Cluster would need the keys of one
+graph in one hash slot.
 
 Anonymous viewers of a public graph get the frames but are not listed: presence lists people.
 
@@ -42,6 +43,7 @@ import uuid
 import weakref
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from channels.layers import get_channel_layer
@@ -53,68 +55,13 @@ logger = logging.getLogger(__name__)
 # How many Lua arguments one Redis call takes at a time (Lua's unpack() is limited to a few thousand values).
 _CHUNK = 1000
 
-# KEYS[1]: this worker's hash of viewers of a graph; KEYS[2]: the graph's workers by expiry time.
-# ARGV: worker id, ttl, "replace" (make the hash exactly the given fields) or "update", n, chunk size, then n
-# field/value pairs to set, then (update) fields to delete.
-# Returns {1 if the worker was (re)added to the sorted set, number of expired workers pruned, number of users the
-# hash gained or lost}. A replace that changes anything means Redis had lost our entries (it restarted, or we were
-# pruned while stalled): the caller then tells the other workers.
-WRITE_SCRIPT = """
-local now = redis.call('TIME')
-local t = tonumber(now[1]) + tonumber(now[2]) / 1000000
-local ttl = tonumber(ARGV[2])
-local n = tonumber(ARGV[4])
-local chunk = tonumber(ARGV[5])
-local last = 5 + 2 * n
-local changed = 0
-local gone = {}
-if ARGV[3] == 'replace' then
-  local keep = {}
-  for i = 6, last, 2 do
-    keep[ARGV[i]] = true
-  end
-  for _, user in ipairs(redis.call('HKEYS', KEYS[1])) do
-    if not keep[user] then
-      gone[#gone + 1] = user
-    end
-  end
-else
-  for i = last + 1, #ARGV do
-    gone[#gone + 1] = ARGV[i]
-  end
-end
-for i = 1, #gone, chunk do
-  changed = changed + redis.call('HDEL', KEYS[1], unpack(gone, i, math.min(i + chunk - 1, #gone)))
-end
-for i = 6, last, chunk do
-  changed = changed + redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + chunk - 1, last)))
-end
-local added = 0
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('EXPIRE', KEYS[1], ttl)
-  added = redis.call('ZADD', KEYS[2], t + ttl, ARGV[1])
-  redis.call('EXPIRE', KEYS[2], ttl)
-else
-  redis.call('ZREM', KEYS[2], ARGV[1])
-end
-local pruned = redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', t)
-return {added, pruned, changed}
-"""
-
-# KEYS[1]: the graph's workers by expiry time; ARGV[1]: the prefix of their hashes.
-# Returns {number of expired workers pruned, user id, username, user id, username, ...} (ids may repeat).
-VIEWERS_SCRIPT = """
-local now = redis.call('TIME')
-local t = tonumber(now[1]) + tonumber(now[2]) / 1000000
-local result = {redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t)}
-for _, worker in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local fields = redis.call('HGETALL', ARGV[1] .. worker)
-  for i = 1, #fields do
-    result[#result + 1] = fields[i]
-  end
-end
-return result
-"""
+# The Lua scripts run inside Redis, beside this module in lua/: each file says what its KEYS and ARGV are and what it
+# returns. Read once, at import.
+_LUA = Path(__file__).parent / "lua"
+# This worker's hash of a graph written, its entry in the graph's workers refreshed, expired workers pruned.
+WRITE_SCRIPT = (_LUA / "presence_write.lua").read_text(encoding="utf-8")
+# Expired workers pruned, and every live worker's viewers of the graph.
+VIEWERS_SCRIPT = (_LUA / "presence_viewers.lua").read_text(encoding="utf-8")
 
 
 def workers_key(graph_id: int) -> str:

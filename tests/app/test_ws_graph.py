@@ -12,7 +12,8 @@ from django.test import override_settings
 
 from comments import broadcast, services
 from comments.models import Event
-from live import consumers
+from live import queries
+from live.consumers import graph as graph_consumer
 from wsclient import accepted, token_for, viewer, ws
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("presence_settled")]
@@ -190,7 +191,7 @@ async def test_resume_after_a_disconnect_misses_nothing_and_repeats_nothing(alic
 
 async def test_resume_streams_a_long_backlog_in_order_while_live_events_wait(alice, bob, shared_graph, monkeypatch):
     # Small batches, so that a short backlog crosses several of them (500 a batch in production).
-    monkeypatch.setattr(consumers, "RESUME_BATCH", 4)
+    monkeypatch.setattr(graph_consumer, "RESUME_BATCH", 4)
     backlog = 15
 
     def write_backlog():
@@ -439,21 +440,21 @@ async def test_an_outsider_cannot_hear_a_private_graph(alice, carol, shared_grap
 async def test_sockets_asking_for_the_same_stored_events_at_once_share_one_query(alice, shared_graph, monkeypatch):
     for body in ("1", "2", "3"):
         await post(alice, shared_graph, body)
-    queries = []
-    real = consumers._stored_frames
+    asked = []
+    real = queries._stored_frames
 
     def counting(*args):
-        queries.append(args)
+        asked.append(args)
         return real(*args)
 
-    monkeypatch.setattr(consumers, "_stored_frames", counting)
-    results = await asyncio.gather(*(consumers.stored_frames(shared_graph.pk, 0, 2, 500) for _ in range(50)))
-    assert len(queries) == 1
+    monkeypatch.setattr(queries, "_stored_frames", counting)
+    results = await asyncio.gather(*(queries.stored_frames(shared_graph.pk, 0, 2, 500) for _ in range(50)))
+    assert len(asked) == 1
     assert all(result == results[0] for result in results)
     assert [seq for seq, _ in results[0]] == [1, 2]
     # Once done, the next ask queries again: nothing is cached beyond the moment.
-    await consumers.stored_frames(shared_graph.pk, 0, 2, 500)
-    assert len(queries) == 2
+    await queries.stored_frames(shared_graph.pk, 0, 2, 500)
+    assert len(asked) == 2
 
 
 async def test_comment_create_over_the_rate_is_throttled_and_writes_nothing(bob, shared_graph, settings):
