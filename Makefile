@@ -30,7 +30,7 @@ TEST_STAGES := lint test-app test-molecule
 # Python code that ruff checks (only the folders that exist).
 RUFF_PATHS := $(wildcard app tests scripts bench molecule)
 
-.PHONY: help bootstrap images wheelhouse wheelhouse-check lint test-app test-molecule test \
+.PHONY: help bootstrap images wheelhouse wheelhouse-check role-docs lint test-app test-molecule test \
 	bench bench-smoke demo demo-down clean distclean
 
 help: ## Show this help
@@ -51,7 +51,10 @@ wheelhouse: bootstrap ## Download the app's wheels for Python 3.11 and 3.13 (cac
 wheelhouse-check: images wheelhouse ## Prove each wheelhouse installs offline in its image
 	@$(STAGE) wheelhouse-check scripts/build-wheelhouse.sh --check
 
-lint: bootstrap ## ansible-lint, yamllint, shellcheck, ruff (JUnit: build/junit/lint.xml)
+role-docs: bootstrap ## Write each role README's variables from its argument specs (lint checks them)
+	@$(VENV)/bin/python3 scripts/role-docs.py
+
+lint: bootstrap ## ansible-lint, yamllint, role READMEs, shellcheck, ruff (JUnit: build/junit/lint.xml)
 	@$(STAGE) lint scripts/lint.sh $(RUFF_PATHS)
 
 test-app: bootstrap ## App tests with coverage of app/ (JUnit: build/junit/app.xml)
