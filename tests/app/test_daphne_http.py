@@ -8,6 +8,7 @@ failed (500, 4011).
 
 from __future__ import annotations
 
+import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,6 +18,10 @@ from django.db import connection
 pytestmark = [pytest.mark.daphne, pytest.mark.django_db(transaction=True)]
 
 REQUESTS = 30
+# A connection is closed when its request ends; the count may still include one whose close is under way, or the
+# workers' own (the access watcher, the catch-up): a leak keeps one per request, well above this.
+AT_MOST_OPEN_AFTER = 2
+SETTLE_SECONDS = 15
 
 
 def backends() -> int:
@@ -39,5 +44,10 @@ def test_http_requests_to_a_daphne_worker_leave_no_database_connection_behind(wo
 
     with ThreadPoolExecutor(16) as pool:
         assert set(pool.map(get, range(REQUESTS))) == {200}
-    after = backends()
-    assert after - before <= 2, f"{after - before} database connections left open by {REQUESTS} requests"
+    # Wait (bounded) for closes under way; a leak stays.
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while (after := backends()) - before > AT_MOST_OPEN_AFTER and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert after - before <= AT_MOST_OPEN_AFTER, (
+        f"{after - before} database connections left open by {REQUESTS} requests"
+    )
