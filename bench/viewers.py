@@ -1,9 +1,11 @@
 """One load-generator process: a share of the viewers, each a WebSocket that behaves like the graph page.
 
-A viewer connects (with its own token) resuming in the URL (`?after_seq=N`, as the page does), counts every event by its sequence number
-(a gap is a lost event, a number seen twice a duplicate) and notes when each benchmark comment (`bench-...` in its
-body) arrived. When the socket drops it reconnects as the page does: exponential back-off from 0.5 s with jitter
-between half and all of the delay, then resumes from the last number it saw.
+A viewer connects (with its own token) resuming in the URL (`?after_seq=N`, as the page does; no epoch: the bench's
+database is never restored), counts every event by its sequence number (a gap is a lost event, a number seen twice a
+duplicate) and notes when each benchmark comment (`bench-...` in its body) arrived. When the socket drops it
+reconnects by the page's rules, the ones the scenarios' live client keeps (tests/support/reconnect.py): exponential
+back-off from 0.5 s with full jitter, no retry after a final close code (4401, 4404), then it resumes from the last
+number it saw. Its TLS is the tests' (tests/support/tls.py): the certificate is not verified.
 
 The coordinator (bench/run.py) drives the process over a multiprocessing pipe with small dict commands; see
 `Worker.handle`. Arrival times are time.monotonic(), which every process of the machine shares.
@@ -14,19 +16,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import re
 import resource
-import ssl
+import sys
 import time
+from pathlib import Path
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+# The page's rules and the TLS settings are the tests' (tests/support), shared with the Molecule scenarios. This
+# module is imported by bench/run.py and by its load processes (spawned: they import it again), so it finds them.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from support.reconnect import FINAL_CODES, backoff_delay, resume_url
+from support.tls import insecure_tls
+
 SEQ = re.compile(rb'"seq":\s*(\d+)')
 MARKER = re.compile(rb"bench-[0-9a-f]+-[0-9]+")
-BASE_DELAY = 0.5
-MAX_DELAY = 30.0
 
 
 class Viewer:
@@ -73,9 +80,7 @@ class Worker:
         # Sockets that were open (hello received) and closed without the coordinator asking: drops.
         self.drops = 0
         self.inflight = asyncio.Semaphore(64)
-        self.ssl = ssl.create_default_context()
-        self.ssl.check_hostname = False
-        self.ssl.verify_mode = ssl.CERT_NONE
+        self.ssl = insecure_tls()
 
     def error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
@@ -88,9 +93,10 @@ class Worker:
             # completes per second, more only queue up until they time out and retry (a congestion collapse).
             await self.inflight.acquire()
             held = True
+            final = False
             try:
                 async with connect(
-                    f"{url}?after_seq={viewer.last_seq}",
+                    resume_url(url, viewer.last_seq),
                     ssl=use_ssl,
                     additional_headers=headers,
                     open_timeout=60,
@@ -122,6 +128,8 @@ class Worker:
                             self.error("error frame")
             except ConnectionClosed as closed:
                 self.error(f"closed {closed.rcvd.code if closed.rcvd else 'abnormally'}")
+                # As the page: not signed in, or no such graph; trying again cannot help.
+                final = closed.rcvd is not None and closed.rcvd.code in FINAL_CODES
             except InvalidStatus as refused:
                 self.error(f"handshake {refused.response.status_code}")
             except (TimeoutError, OSError) as failed:
@@ -132,11 +140,11 @@ class Worker:
                 if viewer.open and not viewer.closing:
                     self.drops += 1
                 viewer.open = False
-            if viewer.closing:
+            if viewer.closing or final:
                 break
-            ceiling = min(MAX_DELAY, BASE_DELAY * 2**attempts)
+            delay = backoff_delay(attempts)
             attempts += 1
-            await asyncio.sleep(ceiling / 2 + random.random() * ceiling / 2)
+            await asyncio.sleep(delay)
 
     def on_event(self, viewer: Viewer, data: bytes) -> None:
         now = time.monotonic()

@@ -3,7 +3,9 @@
 Everything here talks to one deployment only: COMMENTS_BASE_URL (default https://127.0.0.1:8443, the demo), which
 must be on this machine's loopback, and the container COMMENTS_CONTAINER that serves it (default: `comments-demo`
 for the demo's port 8443, else the Molecule instance `debian12`). The certificate is self-signed: not verified.
-Every call is bounded in time, so a hang is a failure with a message, never a stuck run.
+Every call is bounded in time, so a hang is a failure with a message, never a stuck run. The REST client is the one
+every test shares (tests/support/api.py); the suite's own checks of the answers (the JSON error contract, a 429 as
+documented) are here.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import contextlib
 import json
 import os
 import re
-import ssl
 import subprocess
 import time
 from collections.abc import Iterable
@@ -23,6 +24,9 @@ from urllib.parse import urlsplit
 import requests
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from support.api import Api
+from support.tls import insecure_tls
 
 BASE_URL = os.environ.get("COMMENTS_BASE_URL", "https://127.0.0.1:8443").rstrip("/")
 _URL = urlsplit(BASE_URL)
@@ -38,8 +42,6 @@ CROWD_USER = "badinput-crowd"
 HTTP_TIMEOUT = 20.0
 WS_TIMEOUT = 10.0
 MANAGE_TIMEOUT = 120.0
-# The longest Retry-After waited for (the rates are per minute) before a 429 is taken as the answer.
-MAX_RETRY_AFTER = 61
 # A closed socket's user must leave the presence list within this (the leave is coalesced for 0.1 s).
 PRESENCE_TIMEOUT = 10.0
 
@@ -102,50 +104,10 @@ def tokens_for(usernames: Iterable[str], make: Iterable[str] = ()) -> dict[str, 
 # --- REST ---------------------------------------------------------------------------------------------------------
 
 
-class Api:
-    """REST calls through Apache as one user (a token) or as a visitor (None)."""
-
-    def __init__(self, token: str | None = None) -> None:
-        self.session = requests.Session()
-        self.session.trust_env = False  # no proxy from the environment: 127.0.0.1 only
-        self.session.verify = False
-        self.session.headers["Accept"] = "application/json"
-        if token:
-            self.session.headers["Authorization"] = f"Token {token}"
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        json_body: object = None,
-        data: bytes | str | None = None,
-        content_type: str | None = "application/json",
-        headers: dict[str, str] | None = None,
-    ) -> requests.Response:
-        """One request; `path` is sent as written (percent escapes such as %00 stay as they are)."""
-        sent = dict(headers or {})
-        if json_body is not None:
-            data = json.dumps(json_body)
-        if data is not None and content_type:
-            sent.setdefault("Content-Type", content_type)
-        return self.session.request(method, BASE_URL + path, data=data, headers=sent, timeout=HTTP_TIMEOUT)
-
-    def ok(self, method: str, path: str, body: object = None, expected: Iterable[int] = (200, 201, 204)) -> dict:
-        """A call that must succeed (the fixtures' own writes): a 429 is waited out once, within a minute."""
-        response = self.call(method, path, json_body=body)
-        wait = response.headers.get("Retry-After", "")
-        if response.status_code == 429 and wait.isdigit() and int(wait) <= MAX_RETRY_AFTER:
-            time.sleep(int(wait) + 1)
-            response = self.call(method, path, json_body=body)
-        assert response.status_code in set(expected), f"{method} {path}: {response.status_code} {response.text[:500]}"
-        return response.json() if response.content else {}
-
-    def last_seq(self, graph_id: int) -> int:
-        return self.ok("GET", f"/api/v1/graphs/{graph_id}/")["last_seq"]
-
-    def close(self) -> None:
-        self.session.close()
+def client(token: str | None = None) -> Api:
+    """The REST API through Apache as one user (a token) or as a visitor (None); `call` for what the suite sends as
+    written, `ok` for the fixtures' own writes (a 429 is waited out once)."""
+    return Api(BASE_URL, token, timeout=HTTP_TIMEOUT)
 
 
 def json_error(response: requests.Response) -> dict:
@@ -173,14 +135,7 @@ def is_throttled(response: requests.Response) -> bool:
 # --- WebSockets ---------------------------------------------------------------------------------------------------
 
 
-def _insecure_context() -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
-
-
-_SSL = _insecure_context() if WS_BASE_URL.startswith("wss:") else None
+_SSL = insecure_tls() if WS_BASE_URL.startswith("wss:") else None
 
 
 class Closed(Exception):

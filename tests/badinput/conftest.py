@@ -30,8 +30,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from badstack import BASE_URL, CONTAINER, CROWD_USER, FUZZ_USER, Api, loopback_problem, manage, tokens_for
+from badstack import BASE_URL, CONTAINER, CROWD_USER, FUZZ_USER, client, loopback_problem, manage, tokens_for
 from hypothesis.configuration import set_hypothesis_home_dir
+
+from support.api import Api
 
 # A small piece of the p53 network: real ids to anchor to, few enough to import quickly.
 ELEMENTS = {
@@ -56,7 +58,7 @@ class World:
     ids: dict[str, int] = field(default_factory=dict)
 
     def api(self, user: str | None) -> Api:
-        return Api(self.tokens[user] if user else None)
+        return client(self.tokens[user] if user else None)
 
 
 @pytest.fixture(scope="session")
@@ -145,7 +147,7 @@ class Fuzzer:
 @pytest.fixture(scope="session")
 def fuzzer(tokens: dict[str, str]) -> Iterator[Fuzzer]:
     token = tokens[FUZZ_USER]
-    api = Api(token)
+    api = client(token)
     made: list[str] = []
     try:
         me = api.ok("GET", "/api/v1/me/")

@@ -14,7 +14,9 @@ import time
 from dataclasses import dataclass, replace
 
 import pytest
-from badstack import MAX_RETRY_AFTER, Api, is_throttled, json_error
+from badstack import is_throttled, json_error
+
+from support.api import MAX_RETRY_AFTER, Api
 
 NESTED_70 = "[" * 70 + "]" * 70
 OBJECTS_100 = '{"a":' * 100 + "1" + "}" * 100

@@ -16,7 +16,9 @@ import json
 from dataclasses import dataclass, replace
 
 import pytest
-from badstack import CROWD_USER, Api, Closed, Timeout, handshake_status, new_ghosts, open_socket
+from badstack import CROWD_USER, Closed, Timeout, handshake_status, new_ghosts, open_socket
+
+from support.api import Api
 
 FRAME_LIMIT = 64 * 1024
 NESTED_40 = "[" * 40 + "]" * 40

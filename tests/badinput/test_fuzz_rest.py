@@ -20,7 +20,7 @@ import time
 from collections import Counter
 
 import schemathesis
-from badstack import BASE_URL, HTTP_TIMEOUT, Api
+from badstack import BASE_URL, HTTP_TIMEOUT, client
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
@@ -28,6 +28,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core.failures import FailureGroup
 from schemathesis.core.result import Ok
+
+from support.api import Api
 
 MAX_EXAMPLES = 50
 BUDGET_SECONDS = 70.0
@@ -93,7 +95,7 @@ def strategies(operation, fuzzer) -> st.SearchStrategy:
 
 
 def test_no_server_error(fuzzer) -> None:
-    api = Api(fuzzer.token)
+    api = client(fuzzer.token)
     schema = load_schema(api)
     auth = {"Authorization": f"Token {fuzzer.token}"}
     deadline = time.monotonic() + BUDGET_SECONDS

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-# The live client (tests/live_client.py) and the fault trial (tests/trial.py: viewers, a writer, a step, the count)
-# are shared by every scenario that needs a page-like client.
+# What the scenarios share is the package tests/support (the live client, the API client, the fault trial, ...),
+# imported as `support.<module>` by this folder.
 sys.path.insert(0, str(ROOT / "tests"))
 
-from live_client import accounts_script  # noqa: E402 - found through sys.path above
-from playbooks import ephemeral_directory, run_playbook, scenario_secrets  # noqa: E402 - idem
-from trial import Stack, Trial, wait_for  # noqa: E402 - found through sys.path above
+from support.live_client import accounts_script  # noqa: E402 - found through sys.path above
+from support.playbooks import ephemeral_directory, run_playbook, scenario_secrets  # noqa: E402 - idem
+from support.trial import Stack, Trial, wait_for  # noqa: E402 - idem
 
 MANAGE = "/usr/local/bin/comments-manage"
 WEB = "cluster-web"

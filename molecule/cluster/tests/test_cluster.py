@@ -4,9 +4,9 @@ Daphne host added by a step, and one host with Redis and PostgreSQL.
 The checks run in order, as an operator would: each part runs where the inventory says and nowhere else; viewers held
 by different Daphne hosts all get a comment; then, with viewers connected and a writer posting, the runbook's
 procedures: add a Daphne host and a worker (site.yml), roll a real second release (deploy.yml), roll back
-(rollback.yml), remove the host and the worker (site.yml). Each is one trial (tests/trial.py): what every socket went through, what every viewer received, and
-what /healthz answered meanwhile. The figures are printed and kept in build/cluster.json; docs/architecture.md has
-those of the last run.
+(rollback.yml), remove the host and the worker (site.yml). Each is one trial (tests/support/trial.py): what every
+socket went through, what every viewer received, and what /healthz answered meanwhile. The figures are printed and
+kept in build/cluster.json; docs/architecture.md has those of the last run.
 """
 
 # Testinfra checks are plain pytest asserts.
@@ -21,9 +21,6 @@ import time
 from pathlib import Path
 
 import pytest
-import runbook
-from live_client import Api
-from trial import Trial
 
 from conftest import (
     ADDED_HOST,
@@ -39,6 +36,9 @@ from conftest import (
     sockets_per_worker,
     viewers_get_a_comment,
 )
+from support import runbook
+from support.api import Api
+from support.trial import Trial
 
 # Every check runs from the controller and reaches the hosts with docker exec; Testinfra's host is the web host.
 testinfra_hosts = [f"ansible://{WEB}"]

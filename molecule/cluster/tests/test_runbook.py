@@ -1,4 +1,4 @@
-"""The rest of docs/runbook.md on a site spread over hosts, its commands read from the runbook itself (tests/runbook.py).
+"""The rest of docs/runbook.md on a site spread over hosts, its commands read from the runbook (tests/support/runbook.py).
 
 After test_cluster.py (pytest runs the files by name): the two Daphne hosts with two workers each, every host on the
 release that ran before the rolling deploy. In order: the "See the load" commands with viewers connected, on the host
@@ -18,11 +18,11 @@ import re
 import secrets
 
 import pytest
-import runbook
 from test_cluster import HEALTHZ, current_release, step_trial
-from trial import Trial, wait_for
 
 from conftest import DAPHNE_HOSTS, DATA, TWO_HOSTS_MEMBERS, WEB, docker_exec, sockets_per_host, viewers_get_a_comment
+from support import runbook
+from support.trial import Trial, wait_for
 
 testinfra_hosts = [f"ansible://{WEB}"]
 # Every test takes Testinfra's host, so that pytest keeps them in this file's order (it groups tests by the host they

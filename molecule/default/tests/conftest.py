@@ -11,8 +11,14 @@ import os
 import re
 import secrets
 import shlex
+import sys
+from pathlib import Path
 
 import pytest
+
+# What the scenarios share is the package tests/support (the live client, the API client, the fault trial, ...),
+# imported as `support.<module>` by this folder and the ones under it.
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))
 
 MANAGE = "/usr/local/bin/comments-manage"
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
-import ssl
 import urllib.request
 import uuid
 
 import pytest
 import websockets
+
+from support.tls import insecure_tls
 
 SERVICES = ["apache2", "supervisor", "redis-server", "postgresql"]
 # Ports that must listen on loopback only: Daphne's shared socket, Redis, PostgreSQL.
@@ -204,14 +205,6 @@ def test_django_deployment_checks_pass(site):
 
 
 # --- A comment travels: HTTPS POST -> mod_wsgi -> PostgreSQL -> Redis -> Daphne -> every viewer ---
-
-
-def insecure_tls() -> ssl.SSLContext:
-    """The test host's certificate is self-signed."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 def post_comment(port: int, token: str, graph_id: int, body: str) -> dict:

@@ -28,7 +28,8 @@ import uuid
 
 import pytest
 import websockets
-from test_default import insecure_tls
+
+from support.tls import insecure_tls
 
 MPM_CONF = "/etc/apache2/mods-available/mpm_event.conf"
 CLIENTS = 40

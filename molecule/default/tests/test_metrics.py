@@ -17,7 +17,9 @@ import uuid
 
 import pytest
 import websockets
-from test_default import insecure_tls, is_loopback, listening, next_comment_event, post_comment
+from test_default import is_loopback, listening, next_comment_event, post_comment
+
+from support.tls import insecure_tls
 
 EXPORTERS = {
     "prometheus-apache-exporter": (9117, "apache_up"),

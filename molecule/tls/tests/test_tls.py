@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 import websockets
 
+from support.tls import insecure_tls
+
 testinfra_hosts = ["ansible://comments"]
 
 SERVER_NAME = "comments.test"
@@ -254,14 +256,7 @@ def test_session_tickets_are_off_and_hsts_is_not_on_plain_http(host):
 SILENCE_SECONDS = 45
 
 
-def insecure_tls() -> ssl.SSLContext:
-    """The certificate is checked above; here only the tunnel matters."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
-
-
+# Its clients use insecure_tls(): the certificate is checked above; here only the tunnel matters.
 def test_a_silent_websocket_outlives_the_request_read_timeouts(host):
     """A client that sends nothing but pong replies for 45 s keeps its WebSocket and still gets a comment.
 

@@ -9,17 +9,13 @@ import json
 import os
 import secrets
 import shlex
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-# The live client (tests/live_client.py) is shared by every test folder that needs a page-like client.
-sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "tests"))
-
-from live_client import accounts_script
-from trial import RESULTS, Stack, format_table
+from support.live_client import accounts_script
+from support.trial import RESULTS, Stack, format_table
 
 MANAGE = "/usr/local/bin/comments-manage"
 VIEWER_USERS = 100

@@ -1,8 +1,8 @@
 """Faults to survive: every comment that got a 201 reaches every viewer exactly once, whatever fails.
 
-Each test is one trial (tests/trial.py): viewers connected through Apache over TLS to the host's Daphne workers, a writer
-posting a comment a second over HTTPS, one fault, then the count. The figures of the last run are in
-docs/resilience.md; each test prints its row, and the run ends with the whole table.
+Each test is one trial (tests/support/trial.py): viewers connected through Apache over TLS to the host's Daphne
+workers, a writer posting a comment a second over HTTPS, one fault, then the count. The figures of the last run are
+in docs/resilience.md; each test prints its row, and the run ends with the whole table.
 """
 
 # Testinfra checks are plain pytest asserts.
@@ -14,8 +14,9 @@ import asyncio
 import os
 import time
 
-from live_client import Viewer, backoff_delay
-from trial import ANSWER_HANG_SECONDS, Outcome, Trial, wait_for
+from support.live_client import Viewer
+from support.reconnect import backoff_delay
+from support.trial import ANSWER_HANG_SECONDS, Outcome, Trial, wait_for
 
 # The faults are injected into the scenario's Debian 12 host; the Debian 13 host is left as converged.
 testinfra_hosts = ["debian12"]

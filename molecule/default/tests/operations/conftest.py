@@ -7,16 +7,10 @@ from __future__ import annotations
 
 import json
 import shlex
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[4]
-# The live client (tests/live_client.py) is shared by every test folder that needs a page-like client.
-sys.path.insert(0, str(ROOT / "tests"))
-
-from live_client import accounts_script  # noqa: E402 - found through sys.path above
+from support.live_client import accounts_script
 
 MANAGE = "/usr/local/bin/comments-manage"
 # Writers: each stays under the per-user comment rate (30/min by default): the restore's writes use writer-1..3,

@@ -17,8 +17,10 @@ import shlex
 import time
 import urllib.request
 
-from live_client import Api, Viewer, Writer, insecure_tls, stored_events
-from playbooks import run_playbook, scenario_secrets
+from support.api import Api
+from support.live_client import Viewer, Writer, stored_events
+from support.playbooks import run_playbook, scenario_secrets
+from support.tls import insecure_tls
 
 # The host these checks operate on; the scenario's other host (Debian 13) stays as converged.
 testinfra_hosts = ["debian12"]

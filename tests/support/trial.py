@@ -2,7 +2,7 @@
 
 A trial:
 1. imports a small public graph (its stream starts at seq 0) and connects V viewers to it through Apache (TLS),
-   each keeping the page's reconnect and resume rules (tests/live_client.py);
+   each keeping the page's reconnect and resume rules (support/live_client.py, support/reconnect.py);
 2. starts a writer posting comments at a steady rate over HTTPS;
 3. injects the fault (the test's `inject`), keeps writing until the API has said 201 again and a few seconds more;
 4. waits (bounded) until every viewer holds every stored event, then compares, for each viewer, the seqs it applied
@@ -25,7 +25,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 
-from live_client import Api, Viewer, Writer, stored_events
+from support.api import Api
+from support.live_client import Viewer, Writer, stored_events
 
 # An answer is due within a few seconds (PostgreSQL's connect timeout is 3 s, Redis's 2 s); how fast it came is
 # reported (the table's slowest answer, docs/resilience.md), never asserted. Only an answer slower than this is taken

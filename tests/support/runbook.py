@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-RUNBOOK = Path(__file__).resolve().parents[1] / "docs" / "runbook.md"
+RUNBOOK = Path(__file__).resolve().parents[2] / "docs" / "runbook.md"
 
 
 @dataclass(frozen=True)

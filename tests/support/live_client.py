@@ -1,49 +1,33 @@
 """A client of the graph page's live stream that keeps the page's rules, for tests that break the stack under it.
 
 The rules are the page's (app/web/static/web/js/live-socket.js, graph-page.js and comment-store.js, and
-docs/protocol.md), written once here so that every test client keeps them the same way:
+docs/protocol.md). The reconnect rules (back-off with full jitter, final close codes, the resume URL, the heartbeat)
+are in reconnect.py, shared with the benchmark's viewers; the rest are here:
 
-- after any drop, wait an exponential back-off with jitter (the page's: between half and all of
-  min(30 s, 0.5 s x 2^attempts)), then connect again; any message received resets the attempts;
-- close codes 4401 and 4404 are final; every other close (4012 "going away" included) is retried;
-- every (re)connect resumes in the URL, `?after_seq=<last applied>&epoch=<epoch>`, as the page does: the missed
-  events come before any live one;
 - events are applied in seq order, once: an event at or below the last applied seq is a duplicate and dropped, one
   beyond it waits behind the gap, which is filled over REST (`GET /api/v1/graphs/{id}/events/?after_seq=&epoch=`);
 - a `reset` frame (or a 409 from the events endpoint) means the database is another life of itself: the page reloads
-  (graph, then its comments), then connects again;
-- every 25 s without a message the client sends `{"type": "ping"}` and drops the socket if nothing comes within 10 s.
+  (graph, then its comments), then connects again.
 
 What a test needs to judge the run is recorded: every event frame received (raw, before dedupe), the time each seq
-was applied, the close codes, the connects and the presence frames.
+was applied, the close codes, the connects and the presence frames. The writer posts comments at a steady rate; the
+REST client is support/api.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import random
-import ssl
-import subprocess
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
-from urllib.parse import urlencode
 
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-BASE_DELAY = 0.5
-MAX_DELAY = 30.0
-PING_EVERY = 25.0
-PONG_WITHIN = 10.0
-# Close codes after which trying again cannot help (docs/protocol.md): not signed in; no such graph, or not yours.
-FINAL_CODES = frozenset({4401, 4404})
-# The code a socket gets when the connection ended without a close frame (a killed server, a reset).
-ABNORMAL = 1006
+from support.api import Answer, Api
+from support.reconnect import ABNORMAL, FINAL_CODES, PING_EVERY, PONG_WITHIN, backoff_delay, resume_url
 
 
 def accounts_script(names: list[str]) -> str:
@@ -62,115 +46,6 @@ for name in {names!r}:
     tokens[name] = Token.objects.get_or_create(user=user)[0].key
 print(json.dumps(tokens))
 """
-
-
-def backoff_delay(attempts: int, rng: random.Random | None = None) -> float:
-    """Seconds to wait before connect attempt number `attempts` + 1, as the page does (live-socket.js)."""
-    ceiling = min(MAX_DELAY, BASE_DELAY * 2**attempts)
-    return (rng or random).random() * ceiling  # full jitter
-
-
-@functools.cache
-def insecure_tls() -> ssl.SSLContext:
-    """The test hosts' certificates are self-signed. One context for every client: a thousand viewers share it."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
-
-
-# What curl's exit codes mean for a client (man curl, "EXIT CODES").
-CURL_FAILURES = {
-    7: "connection refused",
-    28: "timed out",
-    35: "TLS handshake failed",
-    52: "empty reply",
-    55: "connection reset",
-    56: "connection reset",
-}
-
-
-@dataclass
-class Answer:
-    """One HTTP answer (or the lack of one): what the API said and how long it took."""
-
-    status: int | None  # None: no HTTP answer at all (refused, reset, timed out)
-    body: dict | list | None
-    headers: dict[str, str]
-    started: float
-    seconds: float
-    error: str = ""
-
-
-class Api:
-    """The REST API over HTTPS with a token, as a script uses it (blocking: call it from a thread in async code)."""
-
-    def __init__(self, base_url: str, token: str, timeout: float = 10.0) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.token = token
-        self.timeout = timeout
-        self.tls = insecure_tls()
-
-    def request(self, method: str, path: str, payload: dict | None = None) -> Answer:
-        headers = {"Authorization": f"Token {self.token}", "Accept": "application/json"}
-        data = None
-        if payload is not None:
-            data = json.dumps(payload).encode()
-            headers["Content-Type"] = "application/json"
-        # An https:// URL built from the test's own base URL, never a file: or custom scheme.
-        request = urllib.request.Request(self.base_url + path, data=data, headers=headers, method=method)  # noqa: S310
-        started = time.monotonic()
-        try:
-            with urllib.request.urlopen(request, context=self.tls, timeout=self.timeout) as response:  # noqa: S310
-                raw, status, answer_headers = response.read(), response.status, dict(response.headers)
-        except urllib.error.HTTPError as error:
-            raw, status, answer_headers = error.read(), error.code, dict(error.headers)
-        # Whatever else went wrong is what the client saw instead of an answer (refused, reset, timed out, TLS).
-        except Exception as error:  # noqa: BLE001
-            return Answer(None, None, {}, started, time.monotonic() - started, f"{type(error).__name__}: {error}")
-        seconds = time.monotonic() - started
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = {"unparsed": raw[:200].decode(errors="replace")}
-        return Answer(status, body, {k.lower(): v for k, v in answer_headers.items()}, started, seconds)
-
-    def get(self, path: str) -> Answer:
-        return self.request("GET", path)
-
-    def curl_post(self, path: str, payload: dict) -> Answer:
-        """POST with curl, in its own process: the time it reports is the server's and the network's alone, not
-        this process's (a thousand TLS clients sharing one interpreter would slow a thread's request down)."""
-        marker = "\n--curl:"
-        command = [
-            "curl", "--silent", "--insecure", "--include", "--max-time", str(self.timeout),
-            "--header", f"Authorization: Token {self.token}", "--header", "Content-Type: application/json",
-            "--data-binary", json.dumps(payload), "--write-out", marker + "%{http_code} %{time_total}",
-            self.base_url + path,
-        ]  # fmt: skip
-        started = time.monotonic()
-        done = subprocess.run(command, capture_output=True, check=False)
-        # Decoded by hand: text=True would turn the header lines' CRLF into LF.
-        response, _, written = done.stdout.decode(errors="replace").rpartition(marker)
-        status, seconds = written.split() if written else ("000", f"{time.monotonic() - started:.3f}")
-        if done.returncode != 0 or status == "000":
-            failure = CURL_FAILURES.get(done.returncode, "curl failed")
-            return Answer(None, None, {}, started, float(seconds), f"{failure}: curl exit {done.returncode}")
-        head, _, raw = response.partition("\r\n\r\n")
-        while head.startswith("HTTP/1.1 100"):  # a Continue before the answer
-            head, _, raw = raw.partition("\r\n\r\n")
-        headers = {}
-        for line in head.split("\r\n")[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = {"unparsed": raw[:200]}
-        return Answer(int(status), body, headers, started, float(seconds))
-
-    def post(self, path: str, payload: dict) -> Answer:
-        return self.request("POST", path, payload)
 
 
 @dataclass
@@ -252,7 +127,7 @@ class Viewer:
         headers = {"Authorization": f"Token {self.api.token}"}
         try:
             socket = await websockets.connect(
-                f"{self.ws_url}?{urlencode({'after_seq': self.last_seq, 'epoch': self.epoch})}",
+                resume_url(self.ws_url, self.last_seq, self.epoch),
                 additional_headers=headers,
                 ssl=self.api.tls,
                 open_timeout=10,
