@@ -1,4 +1,4 @@
-"""Scale-out and zero-drop deploys (issue 15), on five hosts: web (Apache + mod_wsgi), two Daphne hosts, a third
+"""Scale-out and zero-drop deploys (docs/architecture.md), on five hosts: web (Apache + mod_wsgi), two Daphne hosts, a third
 Daphne host added by a step, and one host with Redis and PostgreSQL.
 
 The checks run in order, as an operator would: each part runs where the inventory says and nowhere else; viewers held

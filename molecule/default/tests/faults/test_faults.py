@@ -21,7 +21,7 @@ from support.trial import ANSWER_HANG_SECONDS, Outcome, Trial, wait_for
 # The faults are injected into the scenario's Debian 12 host; the Debian 13 host is left as converged.
 testinfra_hosts = ["debian12"]
 
-# Viewers of the Apache restart ("at least 1,000 viewers": issue 14). Each costs an Apache thread on the host and a
+# Viewers of the Apache restart (a hall of at least 1,000 viewers, docs/resilience.md). Each costs an Apache thread on the host and a
 # TLS client here; RESILIENCE_HALL_VIEWERS lowers it on a smaller machine.
 HALL_VIEWERS = int(os.environ.get("RESILIENCE_HALL_VIEWERS", "1000"))
 # A dead worker's viewers leave the presence lists once their entries expire (PRESENCE_TTL_SECONDS, 20 s by default)

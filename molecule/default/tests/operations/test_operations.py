@@ -1,4 +1,4 @@
-"""Operations (issue 16): check mode tells the truth, a backup restores, the secrets rotate without an outage.
+"""Operations (docs/security.md): check mode tells the truth, a backup restores, the secrets rotate without an outage.
 
 The tests run in this order on one converged host: check mode; the backup timer; a backup taken, the database
 dropped and restored by playbooks/restore.yml, with viewers connected; playbooks/rotate-secrets.yml with viewers
