@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -72,13 +72,28 @@ def env_float(name: str, default: float) -> float:
         raise ImproperlyConfigured(f"{name} must be a number, not {value!r}.") from None
 
 
+# libpq connection parameters a DATABASE_URL may carry after `?`: the ones the deployment sets.
+DATABASE_URL_OPTIONS = {"target_session_attrs", "sslmode"}
+
+
 def database_from_url(url: str) -> dict:
-    """Turn postgres://user:password@host:port/name into a Django DATABASES entry."""
+    """Turn postgres://user:password@host:port/name into a Django DATABASES entry.
+
+    Several hosts, host1,host2,host3:5432 with ?target_session_attrs=read-write (a Patroni cluster), are libpq's
+    multi-host form: each connection tries them in order and keeps the first that accepts writes, so every process
+    follows a failover at its next connection, with no restart and no proxy.
+    """
     parts = urlsplit(url)
     if parts.scheme not in {"postgres", "postgresql"} or not parts.path.strip("/"):
         raise ImproperlyConfigured(
             "DATABASE_URL must look like postgres://user:password@host:5432/name, "
             f"not {parts.scheme}://...{parts.path}."
+        )
+    options = dict(parse_qsl(parts.query))
+    unknown = set(options) - DATABASE_URL_OPTIONS
+    if unknown:
+        raise ImproperlyConfigured(
+            f"DATABASE_URL may carry only {', '.join(sorted(DATABASE_URL_OPTIONS))} after '?', not {', '.join(sorted(unknown))}."
         )
     return {
         "ENGINE": "django.db.backends.postgresql",
@@ -90,8 +105,20 @@ def database_from_url(url: str) -> dict:
         # Persistent connections: mod_wsgi daemons and Daphne workers are long-lived.
         "CONN_MAX_AGE": env_int("DJANGO_DB_CONN_MAX_AGE", 60),
         "CONN_HEALTH_CHECKS": True,
-        # A database that is down or unreachable is an answer within seconds (a 503), never a request that hangs.
-        "OPTIONS": {"connect_timeout": env_int("DJANGO_DB_CONNECT_TIMEOUT", 3)},
+        "OPTIONS": {
+            # A database that is down or unreachable is an answer within seconds (a 503), never a request that
+            # hangs; with several hosts, the time is spent on each host that does not answer.
+            "connect_timeout": env_int("DJANGO_DB_CONNECT_TIMEOUT", 3),
+            # A host that vanishes (powered off, cut off) sends no reset: without these a connection to it would
+            # wait for the kernel's retransmissions, about fifteen minutes, before the process notices and reconnects
+            # to the new leader. Unacknowledged data fails after tcp_user_timeout; an idle connection is probed.
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 3,
+            "keepalives_count": 3,
+            "tcp_user_timeout": env_int("DJANGO_DB_TCP_USER_TIMEOUT_MS", 10000),
+            **options,
+        },
     }
 
 
