@@ -36,7 +36,8 @@ class PlaybookRun:
     def recap(self, host: str) -> Recap:
         found = re.search(
             rf"^{re.escape(host)}\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)",
-            self.output,
+            # Without colours: Molecule's environment may force them on a failed host's line.
+            re.sub(r"\x1b\[[0-9;]*m", "", self.output),
             re.MULTILINE,
         )
         if not found:

@@ -33,6 +33,7 @@ from conftest import (
     wait_for_cluster,
 )
 from support import runbook
+from support.playbooks import run_playbook
 from support.trial import Trial
 
 # Every check runs from the controller and reaches the hosts with docker exec; Testinfra's host is the app host.
@@ -147,7 +148,8 @@ def test_an_acknowledged_comment_is_already_on_the_synchronous_standby(stack, to
     # Read at once on the standby (hot standby): a synchronous commit returned only after the standby had it.
     graph_id = int(trial.graph_id)
     count = psql(
-        standby, f"SELECT count(*) FROM comments_comment WHERE body = 'on two hosts' AND graph_id = {graph_id}"  # noqa: S608
+        standby,
+        f"SELECT count(*) FROM comments_comment WHERE body = 'on two hosts' AND graph_id = {graph_id}",  # noqa: S608
     )
     assert count == "1", (standby, count)
 
@@ -174,6 +176,30 @@ def test_a_switchover_as_the_runbook_says_moves_the_leader_and_loses_no_acknowle
     figures = fault_trial(stack, tokens, "switchover", switch)
     assert figures["leader_after"] == figures["switched_to"], figures
     wait_for_cluster(3)
+
+
+# --- Inventories that cannot keep a quorum, refused before any host changes ---
+
+
+def refused(run, *, message: str) -> None:
+    assert run.rc != 0, run.output[-3000:]
+    assert message in " ".join(run.output.split()), run.output[-3000:]
+    for name in [APP, *DB_HOSTS]:
+        assert run.recap(name).changed == 0, (name, run.output[-3000:])
+
+
+def test_an_even_number_of_db_hosts_is_refused_before_any_host_changes(tmp_path):
+    # The app host added to the group db: four members, where losing two stops etcd (no majority of four).
+    extra = tmp_path / "four-db-hosts.yml"
+    extra.write_text("db:\n  hosts:\n    failover-app:\n")
+    run = run_playbook("site.yml", inventories=[str(extra)])
+    refused(run, message="the group db needs an odd number of hosts, three or more (it has 4:")
+
+
+def test_etcd_members_that_are_not_the_db_hosts_are_refused_before_any_host_changes():
+    members = {"failover-db1": "172.29.152.21", "failover-db2": "172.29.152.22", "failover-db3": "10.9.9.9"}
+    run = run_playbook("site.yml", "-e", json.dumps({"comments_etcd_members": members}))
+    refused(run, message="etcd's members (comments_etcd_members) must be exactly those hosts at those addresses")
 
 
 # --- Faults under viewers and a writer ---
