@@ -3,9 +3,9 @@
 #
 # Scenarios run in tracks; the tracks run side by side (each scenario has its own containers, published ports and
 # Docker network), the scenarios of one track one after the other:
-#   default, then tls        the all-in-one hosts (they answer most questions), then the ACME edge
-#   cluster, then failover   the split site (five hosts, the longest verify), then the database on three hosts
+#   default, then failover   the all-in-one hosts (they answer most questions), then the database on three hosts
 #                            (Patroni) under faults
+#   cluster, then tls        the split site (the longest verify), then the ACME edge
 # For each scenario:
 #   1. molecule destroy (what an earlier run left: `molecule test --destroy=never` skips its first destroy)
 #   2. molecule test -s <name> --destroy=never
@@ -56,7 +56,7 @@ export PY_COLORS=0
 log() { printf '[molecule %(%H:%M:%S)T] %s\n' -1 "$*"; }
 
 # The tracks of a whole run: each element a track, its scenarios in order.
-default_tracks=("default tls" "cluster failover")
+default_tracks=("default failover" "cluster tls")
 
 destroy_scenario() {
     local scenario="$1"
