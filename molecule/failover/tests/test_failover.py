@@ -34,7 +34,7 @@ from conftest import (
 )
 from support import runbook
 from support.playbooks import run_playbook
-from support.trial import Trial
+from support.trial import Trial, wait_for
 
 # Every check runs from the controller and reaches the hosts with docker exec; Testinfra's host is the app host.
 testinfra_hosts = [f"ansible://{APP}"]
@@ -54,17 +54,44 @@ def record(name: str, figures: dict) -> None:
     (out / "failover.json").write_text(json.dumps(FIGURES, indent=2))
 
 
+def app_processes() -> dict[str, list[int]]:
+    """The pids of every process of the app host that talks to the database: Daphne's workers and mod_wsgi's daemons."""
+    return {
+        "daphne": sorted(int(pid) for pid in docker_exec(APP, "pgrep -f '[b]in/daphne '", check=False).split()),
+        "mod_wsgi": sorted(int(pid) for pid in docker_exec(APP, "pgrep -f '[w]sgi:comments'", check=False).split()),
+    }
+
+
+async def new_viewers_connect(trial: Trial, count: int) -> float:
+    """`count` more viewers open the graph (each handshake reads the database in a Daphne worker: its token, its
+    access, its catch-up); returns the seconds until all were connected."""
+    fresh = [trial.viewer(VIEWERS + number) for number in range(count)]
+    for viewer in fresh:
+        viewer.start()
+    try:
+        return await wait_for(lambda: all(v.connected for v in fresh), 120, "new viewers after the fault")
+    finally:
+        await asyncio.gather(*(viewer.stop() for viewer in fresh))
+
+
 def fault_trial(stack, tokens, name: str, inject) -> dict:
-    """500 viewers and a writer through Apache, the fault, and what every viewer and the writer got."""
+    """500 viewers and a writer through Apache, the fault, and what every viewer and the writer got; then new
+    viewers connect, through the same Daphne workers and mod_wsgi daemons as before the fault (no restart)."""
     trial = Trial(stack, tokens, name, viewers=VIEWERS, users=20, rate=WRITE_RATE, writes=WRITES)
     figures: dict = {"fault": name}
+    processes = app_processes()
+
+    async def watch(t: Trial) -> None:
+        figures["new_viewers_connected_in_seconds"] = round(await new_viewers_connect(t, 20), 1)
 
     # The fault's time (trial.t0) is when it is injected: a switchover's or a kill's command is part of it.
     async def fault(_: Trial) -> None:
         figures["leader_before"] = await asyncio.to_thread(leader)
         figures.update(await asyncio.to_thread(inject, figures["leader_before"]))
 
-    outcome = asyncio.run(trial.run(fault, before=5.0, after=5.0, connect_timeout=180, catch_up_timeout=120))
+    outcome = asyncio.run(
+        trial.run(fault, before=5.0, after=5.0, watch=watch, connect_timeout=180, catch_up_timeout=120)
+    )
     probe = trial.first_ack_after(trial.t_end)
     refused = [
         w
@@ -94,6 +121,8 @@ def fault_trial(stack, tokens, name: str, inject) -> dict:
     assert outcome.duplicated == 0, figures
     assert outcome.delivered == outcome.acknowledged, figures
     assert figures["leader_after"] in DB_HOSTS, figures
+    # Every process followed the new leader by itself: none was restarted.
+    assert app_processes() == processes, (processes, app_processes())
     return figures
 
 
