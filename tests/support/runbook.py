@@ -19,7 +19,8 @@ RUNBOOK = Path(__file__).resolve().parents[2] / "docs" / "runbook.md"
 
 @dataclass(frozen=True)
 class Command:
-    """One shell line of the runbook and where it runs: "web", "daphne", "data" or "" (every host it concerns)."""
+    """One shell line of the runbook and where it runs: "web", "daphne", "data", "backup" or "" (every host
+    it concerns)."""
 
     line: str
     where: str
@@ -37,7 +38,13 @@ class Command:
 
 
 # The runbook's words for the hosts of each inventory group (its table "What runs where").
-_HOSTS = (("web host", "web"), ("daphne host", "daphne"), ("data host", "data"), ("db host", "data"))
+_HOSTS = (
+    ("web host", "web"),
+    ("daphne host", "daphne"),
+    ("data host", "data"),
+    ("db host", "data"),
+    ("backup host", "backup"),
+)
 
 
 def _where(comment: str) -> str:
