@@ -144,3 +144,50 @@ def test_maintenance_mode_answers_503_and_going_away_then_opens_again(host, base
 
     asyncio.run(scenario())
     print(f"\nmaintenance mode: {json.dumps(figures)}")
+
+
+BACKUP_DIR = "/var/backups/postgresql"
+
+
+def dumps(host) -> set[str]:
+    return set(host.run(f"ls {BACKUP_DIR}").stdout.split())
+
+
+def test_a_restore_takes_a_safety_dump_first_which_brings_back_what_the_restore_replaced(host, base_url, tokens):
+    """restore.yml (runbook, "Restore"): a safety dump of the database as it is before the drop, never picked by
+    `latest`; restoring it by name is the way back."""
+    figures: dict = {}
+    owner = Api(base_url, tokens["writer-0"])
+    made = owner.post(
+        "/api/v1/graphs/", {"name": "Safety dump", "public": True, "elements": {"nodes": [{"data": {"id": "A"}}]}}
+    )
+    assert made.status == 201, made.body or made.error
+    comments = f"/api/v1/graphs/{made.body['id']}/comments/"
+    kept = owner.post(comments, {"body": "in the backup"})
+    assert kept.status == 201, kept.body
+    before = dumps(host)
+    taken = host.run("systemctl start comments-backup.service")
+    assert taken.rc == 0, taken.stderr
+    (backup,) = dumps(host) - before
+    replaced = owner.post(comments, {"body": "after the backup: replaced by the restore, kept in the safety dump"})
+    assert replaced.status == 201, replaced.body
+
+    restore = run_playbook("restore.yml", "--limit", HOST, "-e", "restore_backup=latest")
+    assert restore.rc == 0, restore.output[-5000:]
+    figures["restore playbook seconds"] = round(restore.seconds)
+    (safety,) = dumps(host) - before - {backup}
+    figures["safety dump"] = safety
+    assert safety.startswith("comments-before-restore-"), safety
+    assert f"Restoring {BACKUP_DIR}/{backup} over comments" in restore.output  # latest is the backup, not the safety
+    assert safety in restore.output  # the play says where the safety dump is
+    assert owner.get(f"/api/v1/comments/{kept.body['id']}/").status == 200
+    assert owner.get(f"/api/v1/comments/{replaced.body['id']}/").status == 404
+    assert not host.file(FLAG).exists
+
+    back = run_playbook("restore.yml", "--limit", HOST, "-e", f"restore_backup={safety}")
+    assert back.rc == 0, back.output[-5000:]
+    assert owner.get(f"/api/v1/comments/{replaced.body['id']}/").status == 200
+    # That restore took a safety dump of its own; `latest` is still the timer's dump.
+    assert len({name for name in dumps(host) if name.startswith("comments-before-restore-")} - before) == 2
+    host.run(f"rm -f {BACKUP_DIR}/comments-before-restore-*.dump")
+    print(f"\nsafety dump: {json.dumps(figures)}")
