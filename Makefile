@@ -25,12 +25,12 @@ export COMMENTS_WHEELHOUSE := $(BUILD)/wheelhouse
 # Every check of `make test`, in order. test-molecule runs its scenarios in tracks side by side, and the browser,
 # bad-input and benchmark smoke suites on the all-in-one hosts (scripts/molecule-and-browser.sh); the long benchmark
 # (`make bench`) is not part of it.
-TEST_STAGES := lint test-app test-molecule
+TEST_STAGES := lint test-app test-playbooks test-molecule
 
 # Python code that ruff checks (only the folders that exist).
 RUFF_PATHS := $(wildcard app tests scripts bench molecule)
 
-.PHONY: help bootstrap images wheelhouse wheelhouse-check role-docs lint test-app test-molecule test \
+.PHONY: help bootstrap images wheelhouse wheelhouse-check role-docs lint test-app test-playbooks test-molecule test \
 	bench bench-smoke demo demo-down clean distclean
 
 help: ## Show this help
@@ -62,6 +62,12 @@ test-app: bootstrap ## App tests with coverage of app/ (JUnit: build/junit/app.x
 	@COVERAGE_FILE=$(BUILD)/.coverage $(STAGE) test-app $(VENV)/bin/pytest tests/app \
 		--junitxml=$(JUNIT)/app.xml -o junit_suite_name=app \
 		--cov=app --cov-report=term --cov-report=xml:$(BUILD)/coverage-app.xml
+
+# The playbooks' refusals on the controller alone (no host, no container): what they refuse before changing anything.
+test-playbooks: bootstrap ## Playbook checks on the controller alone (JUnit: build/junit/playbooks.xml)
+	@mkdir -p $(JUNIT)
+	@$(STAGE) test-playbooks $(VENV)/bin/pytest tests/playbooks \
+		--junitxml=$(JUNIT)/playbooks.xml -o junit_suite_name=playbooks
 
 test-molecule: images wheelhouse ## Molecule scenarios side by side; browser, bad input, bench smoke on all-in-one
 	@$(STAGE) test-molecule scripts/molecule-and-browser.sh

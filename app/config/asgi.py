@@ -18,13 +18,15 @@ from django.db import connections  # noqa: E402
 from config import metrics  # noqa: E402
 from live import access, drain, fanout  # noqa: E402
 from live.auth import OriginValidator, WebSocketAuthMiddleware  # noqa: E402
+from live.maintenance import MaintenanceGate  # noqa: E402
 from live.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         # /-/accepting (Apache's health check of the worker) is answered before Django; everything else is Django.
         "http": drain.AcceptingCheck(django_asgi_app),
-        "websocket": OriginValidator(WebSocketAuthMiddleware(URLRouter(websocket_urlpatterns))),
+        # In maintenance every socket is closed with 4012 first, before anything that reads the database or Redis.
+        "websocket": MaintenanceGate(OriginValidator(WebSocketAuthMiddleware(URLRouter(websocket_urlpatterns)))),
     }
 )
 

@@ -193,6 +193,10 @@ REDIS_URL = env_required("REDIS_URL")
 # they answer. Neither: not checked (a development server has none).
 DAPHNE_MEMBERS_FILE = os.environ.get("COMMENTS_DAPHNE_MEMBERS_FILE", "")
 DAPHNE_MEMBERS = env_list("COMMENTS_DAPHNE_MEMBERS")
+# Maintenance mode (live/maintenance.py): while this file exists, the Daphne workers accept every WebSocket and close
+# it at once with 4012, touching neither PostgreSQL nor Redis; Apache answers HTTP with a 503 page on the same file.
+# Empty: never in maintenance (a development server).
+MAINTENANCE_FILE = os.environ.get("COMMENTS_MAINTENANCE_FILE", "")
 # Django's cache is the same Redis, under its own key prefix: the rate-limit counters (config/throttling.py) must be
 # shared by every mod_wsgi process and host, which a per-process memory cache would not do.
 CACHES = {

@@ -98,8 +98,8 @@ def test_the_backup_commands_write_a_dump_on_the_data_host():
 
 
 def test_a_restore_on_a_site_spread_over_hosts_brings_the_backup_back_and_viewers_reload(stack, tokens, playbooks):
-    """restore.yml on the split site: workers stopped on each Daphne host, Apache on the web host, the dump restored
-    on the data host, new epochs once, all started again; open pages told to reload."""
+    """restore.yml on the split site: maintenance mode on the web and each Daphne host (workers rolled), the dump
+    restored on the data host, new epochs once, maintenance mode off; open pages told to reload."""
     trial = Trial(stack, tokens, "restore on a site spread over hosts", viewers=8, users=20)
     figures: dict = {}
 
