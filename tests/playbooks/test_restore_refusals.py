@@ -14,7 +14,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION = ROOT / "inventories" / "production"
-SITE = ["web1.example.org", "daphne1.example.org", "daphne2.example.org", "data1.example.org"]
+DB_HOSTS = ["db1.example.org", "db2.example.org", "db3.example.org"]
+SITE = ["web1.example.org", "daphne1.example.org", "daphne2.example.org", *DB_HOSTS]
 REFUSAL = "Refuse a --limit that leaves out app or db hosts of the site"
 NO_BACKUP_NAMED = "Fail without a backup to restore"
 
@@ -54,22 +55,23 @@ def assert_no_host_touched(run: Run) -> None:
     assert all(host["unreachable"] == 0 and host["changed"] == 0 for host in stats.values()), stats
 
 
-def test_a_limit_to_the_data_host_is_refused_naming_the_app_hosts_left_out():
-    run = restore(PRODUCTION, "--limit", "data1.example.org", "-e", "restore_backup=latest")
+def test_a_limit_to_the_db_hosts_is_refused_naming_the_app_hosts_left_out():
+    run = restore(PRODUCTION, "--limit", "db", "-e", "restore_backup=latest")
     assert run.rc != 0
     ran = run.tasks()
     # The refusal is the only task that ran, once, and nothing came after it.
-    assert [(name, host) for name, host, _ in ran] == [(REFUSAL, "data1.example.org")], ran
+    assert [name for name, _, _ in ran] == [REFUSAL], ran
+    assert ran[0][1] in DB_HOSTS
     outcome = ran[0][2]
     assert outcome["failed"]
     assert (
         "leaves out these hosts of it: web: web1.example.org; daphne: daphne1.example.org, daphne2.example.org;"
         in (outcome["msg"])
     )
-    assert "db: none." in outcome["msg"]
+    assert "db: none;" in outcome["msg"]
     assert "Nothing was changed." in outcome["msg"]
     assert_no_host_touched(run)
-    assert set(run.result["stats"]) == {"data1.example.org"}
+    assert set(run.result["stats"]) == set(DB_HOSTS)
 
 
 def test_a_limit_to_the_app_hosts_is_refused_naming_the_db_host_left_out():
@@ -77,7 +79,16 @@ def test_a_limit_to_the_app_hosts_is_refused_naming_the_db_host_left_out():
     assert run.rc != 0
     ran = run.tasks()
     assert {name for name, _, _ in ran} == {REFUSAL}, ran
-    assert "web: none; daphne: none; db: data1.example.org." in ran[0][2]["msg"]
+    assert "web: none; daphne: none; db: db1.example.org, db2.example.org, db3.example.org;" in ran[0][2]["msg"]
+    assert_no_host_touched(run)
+
+
+def test_from_the_repository_a_limit_that_leaves_out_the_backup_host_is_refused():
+    run = restore(PRODUCTION, "--limit", "web:daphne:db", "-e", "restore_from=repository")
+    assert run.rc != 0
+    ran = run.tasks()
+    assert {name for name, _, _ in ran} == {REFUSAL}, ran
+    assert "backup (from the repository): backup1.example.org." in ran[0][2]["msg"]
     assert_no_host_touched(run)
 
 
