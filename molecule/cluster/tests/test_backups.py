@@ -24,6 +24,7 @@ import pytest
 
 from conftest import DATA, WEB, docker_exec
 from support import runbook
+from support.playbooks import run_playbook
 from support.trial import Trial, wait_for
 
 testinfra_hosts = [f"ansible://{WEB}"]
@@ -198,3 +199,29 @@ def test_a_point_in_time_restore_keeps_what_was_written_before_the_time_only(sta
     check = long_exec(BACKUP, f"runuser -u postgres -- pgbackrest --stanza={STANZA} check 2>&1")
     assert "completed successfully" in check, check
     print(f"\nbackups with pgBackRest: {json.dumps(FIGURES)}")
+
+
+@pytest.mark.parametrize(
+    ("case", "extra", "said"),
+    [
+        ("no key", ["-e", "pgbackrest_repository_cipher_pass="], "pgbackrest_repository_cipher_pass"),
+        ("a retention of 0 days", ["-e", "pgbackrest_repository_retention_full_days=0"], "keeps no full backup"),
+        ("the backup host also a db host", [], "a repository on a db host is lost with it"),
+    ],
+)
+def test_site_yml_refuses_a_backup_repository_that_cannot_work_before_changing_anything(case, extra, said, tmp_path):
+    inventories = []
+    if case == "the backup host also a db host":
+        added = tmp_path / "backup-on-db.yml"
+        added.write_text(f"---\ndb:\n  hosts:\n    {BACKUP}:\n")
+        inventories.append(str(added))
+    done = run_playbook("site.yml", *extra, inventories=inventories)
+    # Without colours (molecule's ANSIBLE_FORCE_COLOR reaches the playbook), and the message as one line.
+    text = re.sub(r"\x1b\[[0-9;]*m", "", done.output)
+    assert done.rc != 0, f"{case}: site.yml did not refuse:\n{text[-3000:]}"
+    assert said in " ".join(text.split()), f"{case}:\n{text[-3000:]}"
+    for host in (BACKUP, DATA, WEB):
+        changed = re.search(rf"^{host}\s*:\s*ok=\d+\s+changed=(\d+)", text, re.MULTILINE)
+        assert changed, f"{case}: no recap for {host}:\n{text[-3000:]}"
+        assert changed.group(1) == "0", f"{case}: {host} changed:\n{text[-3000:]}"
+    print(f"\n{case}: refused in {done.seconds:.0f} s, no host changed")
