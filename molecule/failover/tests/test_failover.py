@@ -65,11 +65,17 @@ def app_processes() -> dict[str, list[int]]:
 async def new_viewers_connect(trial: Trial, count: int) -> float:
     """`count` more viewers open the graph (each handshake reads the database in a Daphne worker: its token, its
     access, its catch-up); returns the seconds until all were connected."""
-    fresh = [trial.viewer(VIEWERS + number) for number in range(count)]
+    # Over the writers' accounts, which hold no socket: the trial's users are near WEBSOCKET_MAX_PER_USER per worker.
+    fresh = [trial.viewer(VIEWERS + number, user=f"writer-{number % 6}") for number in range(count)]
     for viewer in fresh:
         viewer.start()
     try:
-        return await wait_for(lambda: all(v.connected for v in fresh), 120, "new viewers after the fault")
+        return await wait_for(
+            lambda: all(v.connected for v in fresh),
+            120,
+            "new viewers after the fault",
+            lambda: f"closes {[v.closes for v in fresh if not v.connected][:5]}",
+        )
     finally:
         await asyncio.gather(*(viewer.stop() for viewer in fresh))
 
